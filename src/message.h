@@ -1,0 +1,61 @@
+/*
+ * message.h - one message made ready for the wire: envelope, final header
+ * block and canonical body (DESIGN section 4).
+ *
+ * message_prepare() runs the intake stages in order:
+ *   input (stdin -> header block in memory + canonical CRLF body in a spool
+ *   file) -> header parse -> envelope (sender, recipients, aliases,
+ *   qualification, de-duplication) -> header edits (strip Bcc/Resent-Bcc,
+ *   merge To/Cc, add Date/Message-ID/From, qualify) -> body checks (8-bit,
+ *   lines over 998 octets re-encoded or folded).
+ */
+#ifndef POSTIE_MESSAGE_H
+#define POSTIE_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "conf.h"
+#include "opts.h"
+#include "result.h"
+
+struct message {
+    char *sender;        /* envelope sender; "" is the null sender <> */
+    char **rcpts;        /* qualified, validated, de-duplicated */
+    size_t nrcpts;
+    char *headers;       /* final header block: CRLF-terminated lines, no empty line */
+    size_t headers_len;
+    int body_fd;         /* canonical CRLF body, read from offset 0; -1 none */
+    off_t body_len;
+    bool eightbit;       /* 8-bit octets in the header block or body */
+    char *message_id;    /* the Message-ID value, for logs */
+};
+
+struct message_params {
+    const struct opts *opts;   /* -t, -i, -f, -F, -B, recipients in args */
+    const struct conf *conf;
+    const char *user;          /* the caller's login name (default sender) */
+    const char *spool_dir;     /* where O_TMPFILE body files are created */
+    /* Set by -bs: envelope from MAIL/RCPT instead of opts (never -t). */
+    const char *smtp_sender;
+    char *const *smtp_rcpts;
+    size_t smtp_nrcpts;
+};
+
+/*
+ * Reads one message from in_fd and prepares it.  On OUTCOME_OK, m is filled
+ * and owns its strings and body_fd (an unlinked O_TMPFILE in spool_dir).
+ * Failures: OUTCOME_DATAERR (no recipients, bad address in a header,
+ * unusable header block), OUTCOME_IOERR (read failed), OUTCOME_CANTCREAT
+ * (spool file), OUTCOME_USAGE (bad -f).  Nothing is left behind on failure.
+ */
+enum outcome message_prepare(const struct message_params *p, int in_fd, struct message *m,
+                             struct result *r);
+
+/* Opens an unlinked O_RDWR temporary file in dir (O_TMPFILE). */
+int message_spool_open(const char *dir, struct result *r);
+
+void message_free(struct message *m);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * relay.h - one libESMTP session to the smarthost (DESIGN section 5).
+ *
+ * relay_run() connects once (through bridge.c, which owns the socket and
+ * TLS), authenticates, and offers every item in turn over that one
+ * connection.  It fills in each recipient's state and last reply, and each
+ * item's final reply.  It never exits and never hangs past the account's
+ * timeout.
+ */
+#ifndef POSTIE_RELAY_H
+#define POSTIE_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "conf.h"
+#include "opts.h"
+#include "result.h"
+
+enum relay_state {
+    RELAY_PENDING = 0, /* to be tried (input) */
+    RELAY_DELIVERED,   /* 2xx to RCPT and to the end of data */
+    RELAY_DEFERRED,    /* temporary failure: try again later */
+    RELAY_FAILED,      /* permanent failure: give up, bounce */
+    RELAY_SKIP,        /* not to be tried (already delivered or failed) */
+};
+
+/* A server reply, sanitised: no control characters, at most one line. */
+struct relay_reply {
+    int code;          /* 0 = stage not reached */
+    char enh[16];      /* "5.1.1" or "" */
+    char text[256];
+};
+
+struct relay_rcpt {
+    const char *addr;
+    unsigned notify;         /* enum opts_notify bits, 0 = none */
+    enum relay_state state;  /* in: PENDING or SKIP; out: final state */
+    struct relay_reply reply;
+    enum result_failure failure; /* why, when DEFERRED or FAILED */
+};
+
+struct relay_item {
+    const char *sender;          /* "" = <> */
+    struct relay_rcpt *rcpts;
+    size_t nrcpts;
+    const char *headers;         /* header block, CRLF lines, no empty line */
+    size_t headers_len;
+    int body_fd;                 /* canonical CRLF body, read with pread from 0 */
+    off_t body_len;
+    bool eightbit;
+    enum opts_body body;         /* -B */
+    enum opts_ret ret;           /* -R */
+    const char *envid;           /* -V, NULL unset */
+    /* out */
+    struct relay_reply reply;    /* MAIL failure or final reply to the data */
+    enum result_failure failure; /* RESULT_FAIL_NONE when every recipient is settled ok */
+};
+
+struct relay_settings {
+    const struct conf *conf;
+    const struct conf_account *account;
+    bool verify_only;            /* -bv: RCPT only, never transfer a message */
+};
+
+/*
+ * Runs one session over items[0..n).  Returns OUTCOME_OK when the session
+ * ran; the per-item and per-recipient fields then tell what happened (a
+ * session-level failure such as a refused connection or a 535 marks every
+ * pending recipient DEFERRED or FAILED with that failure and is also
+ * returned in *session_failure).  Returns another outcome only for local
+ * errors that make the attempt impossible (configuration: OUTCOME_CONFIG;
+ * password_command failure: OUTCOME_CONFIG), with r filled.
+ */
+enum outcome relay_run(const struct relay_settings *s, struct relay_item *items, size_t n,
+                       enum result_failure *session_failure, struct result *r);
+
+/* The libESMTP version string, for --version. */
+const char *relay_library_version(void);
+
+#endif
