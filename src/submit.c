@@ -1,4 +1,391 @@
+/*
+ * submit.c - the send path for one message: prepare it, relay it, queue what
+ * must wait, and say what happened (DESIGN sections 4-7).
+ *
+ * The order matters for "never lose a message": the body is spooled into the
+ * queue directory (an unlinked O_TMPFILE) before the first attempt, so a
+ * temporary failure only has to fsync and link it into place; when the first
+ * attempt succeeds nothing is fsync'd at all.
+ */
 #include "config.h"
+
 #include "submit.h"
-enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_report *rep, struct result *r) { return result_set(r, OUTCOME_SOFTWARE, "not yet"); }
-enum outcome submit_verify(const struct submit_params *p, FILE *out, struct result *r) { return OUTCOME_OK; }
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "aliases.h"
+#include "log.h"
+#include "mem.h"
+#include "privs.h"
+#include "queue.h"
+#include "relay.h"
+
+/* Where the body spool goes when the queue is off or unusable. */
+static const char *submit_tmpdir(void)
+{
+    const char *t = privs_elevated() ? NULL : getenv("TMPDIR");
+    return t != NULL && t[0] == '/' ? t : "/tmp";
+}
+
+static bool submit_queue_enabled(const struct conf *c)
+{
+    return c->queue_dir != NULL && c->queue_dir[0] != '\0';
+}
+
+/* Counts recipients by state. */
+struct submit_tally {
+    size_t delivered, deferred, failed;
+    enum result_failure temp_failure; /* the first temporary failure seen */
+    enum result_failure perm_failure; /* the first permanent failure seen */
+};
+
+static struct submit_tally submit_count(const struct relay_item *it)
+{
+    struct submit_tally t = {0};
+    for (size_t i = 0; i < it->nrcpts; i++) {
+        const struct relay_rcpt *rc = &it->rcpts[i];
+        if (rc->state == RELAY_DELIVERED) {
+            t.delivered++;
+        } else if (rc->state == RELAY_FAILED) {
+            t.failed++;
+            if (t.perm_failure == RESULT_FAIL_NONE)
+                t.perm_failure = rc->failure != RESULT_FAIL_NONE ? rc->failure
+                                                                 : RESULT_FAIL_PERM_REPLY;
+        } else {
+            t.deferred++;
+            if (t.temp_failure == RESULT_FAIL_NONE)
+                t.temp_failure = rc->failure != RESULT_FAIL_NONE ? rc->failure
+                                                                 : RESULT_FAIL_TEMP_REPLY;
+        }
+    }
+    return t;
+}
+
+/* "code enh text" of a reply, or the failure's description. */
+static void submit_describe(const struct relay_reply *rep, enum result_failure f, char *buf,
+                            size_t len)
+{
+    if (rep->code != 0)
+        snprintf(buf, len, "%d%s%s %s", rep->code, rep->enh[0] ? " " : "", rep->enh, rep->text);
+    else
+        snprintf(buf, len, "%s", result_failure_text(f));
+}
+
+/* The one syslog line per message. */
+static void submit_log_line(const struct message *m, const struct relay_item *it,
+                            const struct conf_account *a, const char *id, const char *status,
+                            const char *why)
+{
+    char rcpts[1024];
+    size_t off = 0;
+    rcpts[0] = '\0';
+    for (size_t i = 0; i < it->nrcpts && off < sizeof rcpts; i++) {
+        int n = snprintf(rcpts + off, sizeof rcpts - off, "%s<%s>", i ? "," : "",
+                         it->rcpts[i].addr);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+    log_info("id=%s from=<%s> to=%s size=%lld relay=%s:%d status=%s%s%s%s", id, m->sender, rcpts,
+             (long long)(m->headers_len + 2 + (size_t)m->body_len), a ? a->host : "none",
+             a ? a->port : 0, status, why ? " (" : "", why ? why : "", why ? ")" : "");
+}
+
+/* Stores m with the per-recipient states of it; fills rep->id. */
+static enum outcome submit_store(struct queue *q, const struct message *m,
+                                 const struct relay_item *it, const struct opts *o,
+                                 const char *why, struct submit_report *rep, struct result *r)
+{
+    struct queue_meta meta = {
+        .rcpts = it != NULL ? it->rcpts : NULL,
+        .body = o->body,
+        .ret = o->ret,
+        .envid = o->envid,
+        .last_error = why,
+    };
+    char id[QUEUE_ID_MAX];
+    enum outcome rc = queue_store(q, m, &meta, id, r);
+    if (rc == OUTCOME_OK) {
+        rep->queued = true;
+        snprintf(rep->id, sizeof rep->id, "%s", id);
+    }
+    return rc;
+}
+
+enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_report *rep,
+                        struct result *r)
+{
+    const struct opts *o = p->opts;
+    const struct conf *conf = p->conf;
+    memset(rep, 0, sizeof *rep);
+    result_clear(r);
+
+    /* The queue first: the body is spooled where it may have to stay. */
+    struct queue *q = NULL;
+    struct result qerr;
+    result_clear(&qerr);
+    const char *spool_dir = submit_tmpdir();
+    if (submit_queue_enabled(conf)) {
+        if (queue_open(conf->queue_dir, &q, &qerr) == OUTCOME_OK) {
+            spool_dir = conf->queue_dir;
+        } else {
+            log_warn("%s", qerr.text);
+            q = NULL;
+        }
+    }
+    if (o->queue_only && q == NULL) {
+        if (qerr.text[0] != '\0')
+            return result_set(r, OUTCOME_CANTCREAT, "%s", qerr.text);
+        return result_set(r, OUTCOME_CANTCREAT, "-odq needs a queue, and queue_dir is empty");
+    }
+
+    struct message_params mp = {
+        .opts = o,
+        .conf = conf,
+        .user = p->user,
+        .spool_dir = spool_dir,
+        .smtp_sender = p->smtp_sender,
+        .smtp_rcpts = p->smtp_rcpts,
+        .smtp_nrcpts = p->smtp_nrcpts,
+    };
+    struct message m;
+    enum outcome rc = message_prepare(&mp, in_fd, &m, r);
+    if (rc != OUTCOME_OK) {
+        if (q != NULL)
+            queue_close(q);
+        return rc;
+    }
+    snprintf(rep->id, sizeof rep->id, "%s", m.message_id ? m.message_id : "");
+
+    const struct conf_account *acct = conf_account_for(conf, m.sender);
+    struct relay_rcpt *rcpts = mem_array(m.nrcpts, sizeof *rcpts);
+    for (size_t i = 0; i < m.nrcpts; i++) {
+        rcpts[i].addr = m.rcpts[i];
+        rcpts[i].notify = o->notify;
+        rcpts[i].state = RELAY_PENDING;
+    }
+    struct relay_item it = {
+        .sender = m.sender,
+        .rcpts = rcpts,
+        .nrcpts = m.nrcpts,
+        .headers = m.headers,
+        .headers_len = m.headers_len,
+        .body_fd = m.body_fd,
+        .body_len = m.body_len,
+        .eightbit = m.eightbit,
+        .body = o->body,
+        .ret = o->ret,
+        .envid = o->envid,
+    };
+
+    if (o->queue_only) {
+        rc = submit_store(q, &m, NULL, o, NULL, rep, r);
+        submit_log_line(&m, &it, acct, rep->id, rc == OUTCOME_OK ? "queued" : "lost",
+                        rc == OUTCOME_OK ? "-odq" : r->text);
+        goto out;
+    }
+    if (acct == NULL) {
+        if (q != NULL) {
+            rc = submit_store(q, &m, NULL, o, "no smarthost is configured", rep, r);
+            if (rc == OUTCOME_OK)
+                result_set(r, OUTCOME_OK, "no smarthost is configured; message queued as %s",
+                           rep->id);
+        } else {
+            rc = result_set(r, OUTCOME_CONFIG,
+                            "no smarthost is configured (no account in %s)",
+                            conf->path ? conf->path : SYSCONFDIR "/postie.conf");
+        }
+        goto out;
+    }
+
+    struct relay_settings rs = {.conf = conf, .account = acct, .verify_only = false};
+    enum result_failure session = RESULT_FAIL_NONE;
+    struct result rerr;
+    result_clear(&rerr);
+    rc = relay_run(&rs, &it, 1, &session, &rerr);
+    if (rc != OUTCOME_OK) {
+        /* A local problem (e.g. password_command failed): keep the message if we can. */
+        if (q != NULL && submit_store(q, &m, NULL, o, rerr.text, rep, r) == OUTCOME_OK) {
+            submit_log_line(&m, &it, acct, rep->id, "deferred", rerr.text);
+            rc = result_set(r, OUTCOME_OK, "%s; message queued as %s", rerr.text, rep->id);
+        } else {
+            submit_log_line(&m, &it, acct, rep->id, "failed", rerr.text);
+            rc = result_set(r, rerr.outcome, "%s", rerr.text);
+        }
+        goto out;
+    }
+
+    struct submit_tally t = submit_count(&it);
+    char why[400] = "";
+    if (t.deferred > 0) {
+        const struct relay_rcpt *first = NULL;
+        for (size_t i = 0; i < it.nrcpts && first == NULL; i++)
+            if (it.rcpts[i].state != RELAY_DELIVERED && it.rcpts[i].state != RELAY_FAILED)
+                first = &it.rcpts[i];
+        if (first != NULL && first->reply.code != 0)
+            submit_describe(&first->reply, t.temp_failure, why, sizeof why);
+        else if (it.reply.code != 0)
+            submit_describe(&it.reply, t.temp_failure, why, sizeof why);
+        else
+            snprintf(why, sizeof why, "%s", result_failure_text(t.temp_failure));
+    }
+
+    /* Name every permanently rejected recipient. */
+    for (size_t i = 0; i < it.nrcpts; i++) {
+        if (it.rcpts[i].state != RELAY_FAILED)
+            continue;
+        char d[400];
+        submit_describe(it.rcpts[i].reply.code ? &it.rcpts[i].reply : &it.reply,
+                        it.rcpts[i].failure, d, sizeof d);
+        log_error("<%s>: %s", it.rcpts[i].addr, d);
+    }
+
+    bool queued = false;
+    struct result serr;
+    result_clear(&serr);
+    if (t.deferred > 0 && q != NULL) {
+        if (submit_store(q, &m, &it, o, why, rep, &serr) == OUTCOME_OK)
+            queued = true;
+        else
+            log_error("%s", serr.text);
+    }
+    bool dsn_mailed = false;
+    if (t.failed > 0 && o->errors == OPTS_ERRORS_MAIL && q != NULL) {
+        if (queue_bounce(q, conf, &m, it.rcpts, it.nrcpts, false, &serr) == OUTCOME_OK)
+            dsn_mailed = m.sender[0] != '\0';
+        else
+            log_error("%s", serr.text);
+    }
+
+    /* What the caller sees: a permanent failure outranks a deferral. */
+    enum result_failure kind = RESULT_FAIL_NONE;
+    if (t.failed > 0) {
+        bool whole = it.failure == RESULT_FAIL_PERM_REPLY ||
+                     it.failure == RESULT_FAIL_EXTENSION || session != RESULT_FAIL_NONE;
+        kind = whole && t.delivered == 0 && t.deferred == 0 ? t.perm_failure
+                                                             : RESULT_FAIL_SOME_RCPTS;
+        if (kind == RESULT_FAIL_PERM_REPLY || kind == RESULT_FAIL_EXTENSION)
+            kind = whole ? kind : RESULT_FAIL_SOME_RCPTS;
+    } else if (t.deferred > 0) {
+        kind = session != RESULT_FAIL_NONE ? session : t.temp_failure;
+    }
+    rc = result_delivery(kind, queued, dsn_mailed);
+
+    if (t.failed == 0 && t.deferred == 0) {
+        rep->delivered = true;
+        rep->flush_wanted = true;
+        submit_log_line(&m, &it, acct, rep->id, "sent", NULL);
+    } else if (t.failed > 0) {
+        char d[400];
+        submit_describe(&it.reply, kind, d, sizeof d);
+        submit_log_line(&m, &it, acct, rep->id, "bounced", t.deferred ? why : d);
+        if (rc != OUTCOME_OK)
+            result_set(r, rc, "%s: %zu of %zu recipients rejected%s", result_failure_text(kind),
+                       t.failed, it.nrcpts, queued ? "; the rest are queued" : "");
+        else
+            result_set(r, OUTCOME_OK, "%zu of %zu recipients rejected; %s", t.failed,
+                       it.nrcpts, dsn_mailed ? "a delivery status notification was queued"
+                                             : "see the messages above");
+        rep->flush_wanted = t.delivered > 0;
+    } else if (queued) {
+        submit_log_line(&m, &it, acct, rep->id, "deferred", why);
+        result_set(r, OUTCOME_OK, "%s; message queued as %s", why, rep->id);
+    } else {
+        submit_log_line(&m, &it, acct, rep->id, "deferred", why);
+        result_set(r, rc, "%s%s", why,
+                   q == NULL && submit_queue_enabled(conf) ? "; the queue is unusable, message not queued"
+                   : q == NULL                            ? "; the queue is off, message not queued"
+                                                          : "; message not queued");
+    }
+
+out:
+    free(rcpts);
+    message_free(&m);
+    if (q != NULL)
+        queue_close(q);
+    return rc;
+}
+
+enum outcome submit_verify(const struct submit_params *p, FILE *out, struct result *r)
+{
+    const struct opts *o = p->opts;
+    const struct conf *conf = p->conf;
+    result_clear(r);
+    if (o->nargs == 0)
+        return result_set(r, OUTCOME_USAGE, "-bv needs at least one address");
+    const struct conf_account *acct = conf_account_for(conf, o->sender);
+    if (acct == NULL)
+        return result_set(r, OUTCOME_CONFIG, "no smarthost is configured");
+
+    struct aliases *al = NULL;
+    if (conf->aliases != NULL && conf->aliases[0] != '\0') {
+        enum outcome rc = aliases_load(conf->aliases, true, &al, r);
+        if (rc != OUTCOME_OK)
+            return rc;
+    }
+    char **addrs = NULL;
+    size_t n = 0;
+    enum outcome rc = OUTCOME_OK;
+    for (size_t i = 0; i < o->nargs && rc == OUTCOME_OK; i++) {
+        if (strchr(o->args[i], '@') == NULL && al != NULL) {
+            rc = aliases_expand(al, o->args[i], &addrs, &n, r);
+        } else {
+            addrs = mem_resize(addrs, n + 1, sizeof *addrs);
+            addrs[n++] = mem_strdup(o->args[i]);
+        }
+    }
+    aliases_free(al);
+    const char *domain = conf->qualify_domain ? conf->qualify_domain : conf->hostname;
+    for (size_t i = 0; i < n && rc == OUTCOME_OK; i++) {
+        if (strchr(addrs[i], '@') == NULL && domain != NULL) {
+            char *q = mem_printf("%s@%s", addrs[i], domain);
+            free(addrs[i]);
+            addrs[i] = q;
+        }
+    }
+
+    struct relay_rcpt *rcpts = mem_array(n, sizeof *rcpts);
+    for (size_t i = 0; i < n; i++)
+        rcpts[i].addr = addrs[i];
+    char *sender = NULL;
+    if (o->sender != NULL)
+        sender = mem_strdup(o->sender);
+    else if (acct->from != NULL)
+        sender = mem_strdup(acct->from);
+    else
+        sender = mem_printf("%s@%s", p->user, domain ? domain : "localhost");
+    struct relay_item it = {.sender = sender, .rcpts = rcpts, .nrcpts = n, .body_fd = -1};
+    struct relay_settings rs = {.conf = conf, .account = acct, .verify_only = true};
+    enum result_failure session = RESULT_FAIL_NONE;
+    if (rc == OUTCOME_OK)
+        rc = relay_run(&rs, &it, 1, &session, r);
+    if (rc == OUTCOME_OK) {
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            char d[400];
+            submit_describe(&rcpts[i].reply, rcpts[i].failure, d, sizeof d);
+            bool ok = rcpts[i].state == RELAY_DELIVERED;
+            fprintf(out, "%s: %s (%s)\n", rcpts[i].addr,
+                    ok                                  ? "deliverable"
+                    : rcpts[i].state == RELAY_FAILED    ? "rejected"
+                                                        : "deferred",
+                    d);
+            bad += !ok;
+        }
+        if (session != RESULT_FAIL_NONE)
+            rc = result_set(r, result_delivery(session, false, false), "%s",
+                            result_failure_text(session));
+        else if (bad > 0)
+            rc = result_set(r, OUTCOME_NOUSER, "%zu of %zu addresses not accepted", bad, n);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(addrs[i]);
+    free(addrs);
+    free(rcpts);
+    free(sender);
+    return rc;
+}
