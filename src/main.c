@@ -157,6 +157,7 @@ int main(int argc, char **argv)
     mem_set_failure_handler(main_out_of_memory);
     signal(SIGPIPE, SIG_IGN);
     privs_init();
+    privs_sanitize_env();
 
     char *progdup = mem_strdup(argc > 0 && argv[0] != NULL ? argv[0] : "postie");
     const char *prog = basename(progdup);
@@ -181,6 +182,9 @@ int main(int argc, char **argv)
     if (o.config != NULL && privs_drop(&r) != OUTCOME_OK)
         return main_fail(&r);
 
+    /* The configuration may hold a password: no core dumps from here on. */
+    if (privs_no_dumps(&r) != OUTCOME_OK)
+        return main_fail(&r);
     struct conf conf;
     if (conf_load(o.config, &conf, &r) != OUTCOME_OK)
         return main_fail(&r);
