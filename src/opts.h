@@ -2,9 +2,12 @@
  * opts.h - the sendmail command line (DESIGN section 2).
  *
  * opts_parse() turns argv into a struct opts and does no I/O: it neither
- * prints nor opens anything.  Strings in struct opts point into argv (never
- * copied, never freed).  Flags are accepted in attached (-fuser@x, -oi,
- * -B8BITMIME) and separate (-f user@x) forms; "--" ends the options and
+ * prints nor opens anything.  The single strings in struct opts (sender,
+ * fullname, config, envid, queue_filter) point into argv (never copied, never
+ * freed); args is one allocation owned by the struct (opts_free()).  Flags
+ * are accepted in attached (-fuser@x, -oi, -B8BITMIME) and separate
+ * (-f user@x) forms, value-less flags may be grouped (-ti), and options may
+ * follow recipients (as with glibc getopt); "--" ends the options and
  * everything after it is a recipient, even when it starts with '-'.
  *
  * The personality comes from the basename of argv[0]: "mailq" means -bp,
@@ -72,7 +75,8 @@ struct opts {
     enum opts_errors errors;/* -oe* */
     bool flush_due_only;    /* --due with -q: only messages whose retry time has come */
     const char *queue_filter; /* -qIsubstr: only ids containing substr; NULL = all */
-    char **args;            /* recipients (send/verify) or ids (delete) */
+    char **args;            /* recipients (send/verify) or ids (delete), NULL-terminated;
+                               NULL when nargs == 0; other modes ignore arguments */
     size_t nargs;
 };
 
@@ -80,9 +84,15 @@ struct opts {
  * Parses argv.  Returns OUTCOME_OK, or OUTCOME_USAGE with a one-line message
  * naming the offending flag or argument in r.  Recipient arguments are
  * checked for CR, LF, NUL, '<', '>' and unbalanced quotes (OUTCOME_USAGE);
- * so is the -f/-r address.
+ * so is the -f/-r address.  Recipient arguments are split at commas outside
+ * quotes ("a," "b" from Debian cron), blanks trimmed, empty pieces dropped.
+ * Send mode without -t and without any recipient is OUTCOME_USAGE.  On
+ * failure nothing needs freeing.
  */
 enum outcome opts_parse(int argc, char **argv, struct opts *o, struct result *r);
+
+/* Frees o->args (NULL-safe; o may be reused with opts_parse afterwards). */
+void opts_free(struct opts *o);
 
 /* The --help text (every flag, including those accepted and ignored). */
 const char *opts_help_text(void);
