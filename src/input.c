@@ -1,2 +1,347 @@
+/*
+ * input.c - one pass over the input: header block in memory, canonical CRLF
+ * body in the spool file; see input.h.
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "input.h"
+#include "mem.h"
+
+#define INPUT_CHUNK 65536
+
+enum input_line {
+    INPUT_LINE_START,    /* nothing seen on this header-phase line yet */
+    INPUT_LINE_NAME,     /* field-name characters so far */
+    INPUT_LINE_NAME_WSP, /* field name then whitespace, waiting for ':' */
+    INPUT_LINE_FIELD,    /* a field: "name:" seen */
+    INPUT_LINE_CONT,     /* a continuation line */
+    INPUT_LINE_MBOX,     /* the leading mbox "From " line, discarded */
+};
+
+struct input_state {
+    const struct input_params *p;
+    struct input_result *out;
+    struct result *r;
+    int body_fd;
+    size_t header_max;
+    bool in_body;
+    bool first_line;
+    bool have_field;
+    bool prev_cr;
+    bool done;
+    enum input_line line;
+    size_t line_start; /* offset of the current line in the header buffer */
+    size_t hcap;
+    /* body line state */
+    size_t line_len;
+    bool dot_pending;
+    unsigned utf8_need; /* continuation octets still expected */
+    char obuf[INPUT_CHUNK];
+    size_t olen;
+};
+
+static enum outcome input_flush(struct input_state *s)
+{
+    size_t off = 0;
+    while (off < s->olen) {
+        ssize_t w = write(s->body_fd, s->obuf + off, s->olen - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return result_set(s->r, OUTCOME_CANTCREAT, "cannot write the message spool file: %s",
+                              strerror(errno));
+        }
+        off += (size_t)w;
+    }
+    s->out->body_len += (off_t)s->olen;
+    s->olen = 0;
+    return OUTCOME_OK;
+}
+
+static enum outcome input_emit(struct input_state *s, char c)
+{
+    if (s->olen == sizeof s->obuf) {
+        enum outcome o = input_flush(s);
+        if (o != OUTCOME_OK)
+            return o;
+    }
+    s->obuf[s->olen++] = c;
+    return OUTCOME_OK;
+}
+
+static void input_utf8(struct input_state *s, unsigned char c)
+{
+    if (!s->out->body_utf8)
+        return;
+    if (s->utf8_need > 0) {
+        if ((c & 0xc0) == 0x80)
+            s->utf8_need--;
+        else
+            s->out->body_utf8 = false;
+    } else if (c >= 0x80) {
+        if (c >= 0xc2 && c <= 0xdf)
+            s->utf8_need = 1;
+        else if (c >= 0xe0 && c <= 0xef)
+            s->utf8_need = 2;
+        else if (c >= 0xf0 && c <= 0xf4)
+            s->utf8_need = 3;
+        else
+            s->out->body_utf8 = false;
+    }
+}
+
+/* One content octet of a body line (not CR or LF). */
+static enum outcome input_body_byte(struct input_state *s, unsigned char c)
+{
+    if (c == 0) {
+        s->out->nul_removed++;
+        return OUTCOME_OK;
+    }
+    if (s->line_len == 0 && !s->dot_pending && c == '.') {
+        s->dot_pending = true; /* decided at the end of the line */
+        return OUTCOME_OK;
+    }
+    enum outcome o;
+    if (s->dot_pending) {
+        s->dot_pending = false;
+        s->line_len = 1;
+        if ((o = input_emit(s, '.')) != OUTCOME_OK)
+            return o;
+    }
+    if (c >= 0x80)
+        s->out->body_8bit = true;
+    input_utf8(s, c);
+    s->line_len++;
+    return input_emit(s, (char)c);
+}
+
+static enum outcome input_body_eol(struct input_state *s)
+{
+    enum outcome o;
+    if (s->utf8_need > 0) {
+        s->out->body_utf8 = false;
+        s->utf8_need = 0;
+    }
+    if (s->dot_pending) {
+        s->dot_pending = false;
+        if (!s->p->ignore_dots) {
+            s->done = true;
+            s->out->dot_ended = true;
+            return OUTCOME_OK;
+        }
+        s->line_len = 1;
+        if ((o = input_emit(s, '.')) != OUTCOME_OK)
+            return o;
+    }
+    if (s->line_len > s->out->longest_line)
+        s->out->longest_line = s->line_len;
+    s->line_len = 0;
+    if ((o = input_emit(s, '\r')) != OUTCOME_OK)
+        return o;
+    return input_emit(s, '\n');
+}
+
+/* The current header-phase line turns out to be the first body line. */
+static enum outcome input_to_body(struct input_state *s)
+{
+    s->in_body = true;
+    size_t start = s->line_start;
+    for (size_t i = start; i < s->out->headers_len; i++) {
+        enum outcome o = input_body_byte(s, (unsigned char)s->out->headers[i]);
+        if (o != OUTCOME_OK)
+            return o;
+    }
+    s->out->headers_len = start;
+    s->out->headers[start] = '\0';
+    return OUTCOME_OK;
+}
+
+/* ... and c is its next octet. */
+static enum outcome input_body_start(struct input_state *s, unsigned char c)
+{
+    enum outcome o = input_to_body(s);
+    return o != OUTCOME_OK ? o : input_body_byte(s, c);
+}
+
+static enum outcome input_hput(struct input_state *s, char c)
+{
+    if (s->out->headers_len + 1 > s->header_max) {
+        return result_set(s->r, OUTCOME_DATAERR, "header block exceeds %zu octets",
+                          s->header_max);
+    }
+    if (s->out->headers_len + 2 > s->hcap) {
+        s->hcap = s->hcap < 4096 ? 4096 : s->hcap * 2;
+        if (s->hcap > s->header_max + 2)
+            s->hcap = s->header_max + 2;
+        s->out->headers = mem_resize(s->out->headers, s->hcap, 1);
+    }
+    if ((unsigned char)c >= 0x80)
+        s->out->header_8bit = true;
+    s->out->headers[s->out->headers_len++] = c;
+    s->out->headers[s->out->headers_len] = '\0';
+    return OUTCOME_OK;
+}
+
+static bool input_is_ftext(unsigned char c)
+{
+    return c >= 33 && c <= 126 && c != ':';
+}
+
+static bool input_line_is(const struct input_state *s, const char *text)
+{
+    size_t n = strlen(text);
+    return s->out->headers_len - s->line_start == n &&
+           memcmp(s->out->headers + s->line_start, text, n) == 0;
+}
+
+static enum outcome input_header_byte(struct input_state *s, unsigned char c)
+{
+    switch (s->line) {
+    case INPUT_LINE_MBOX:
+        return OUTCOME_OK;
+    case INPUT_LINE_START:
+        if (c == ' ' || c == '\t') {
+            if (!s->have_field)
+                return input_body_start(s, c);
+            s->line = INPUT_LINE_CONT;
+            return input_hput(s, (char)c);
+        }
+        if (!input_is_ftext(c))
+            return input_body_start(s, c);
+        s->line = INPUT_LINE_NAME;
+        return input_hput(s, (char)c);
+    case INPUT_LINE_NAME:
+        if (c == ':')
+            s->line = INPUT_LINE_FIELD;
+        else if (c == ' ' || c == '\t')
+            s->line = INPUT_LINE_NAME_WSP;
+        else if (!input_is_ftext(c))
+            return input_body_start(s, c);
+        return input_hput(s, (char)c);
+    case INPUT_LINE_NAME_WSP:
+        if (c == ':')
+            s->line = INPUT_LINE_FIELD;
+        else if (c != ' ' && c != '\t') {
+            if (s->first_line && s->out->headers_len - s->line_start >= 5 &&
+                memcmp(s->out->headers + s->line_start, "From ", 5) == 0) {
+                s->line = INPUT_LINE_MBOX;
+                s->out->mbox_from = true;
+                s->out->headers_len = s->line_start;
+                s->out->headers[s->line_start] = '\0';
+                return OUTCOME_OK;
+            }
+            return input_body_start(s, c);
+        }
+        return input_hput(s, (char)c);
+    case INPUT_LINE_FIELD:
+    case INPUT_LINE_CONT:
+        if (c == 0) {
+            return result_set(s->r, OUTCOME_DATAERR, "NUL octet in the header block");
+        }
+        return input_hput(s, (char)c);
+    }
+    return OUTCOME_OK;
+}
+
+static enum outcome input_header_eol(struct input_state *s)
+{
+    enum outcome o = OUTCOME_OK;
+    bool first = s->first_line;
+    s->first_line = false;
+    switch (s->line) {
+    case INPUT_LINE_START:
+        s->out->separator = true;
+        s->in_body = true;
+        break;
+    case INPUT_LINE_MBOX:
+        break;
+    case INPUT_LINE_NAME:
+    case INPUT_LINE_NAME_WSP:
+        if (first && s->line == INPUT_LINE_NAME_WSP && input_line_is(s, "From ")) {
+            s->out->mbox_from = true;
+            s->out->headers_len = s->line_start;
+            break;
+        }
+        if ((o = input_to_body(s)) == OUTCOME_OK)
+            o = input_body_eol(s);
+        break;
+    case INPUT_LINE_FIELD:
+    case INPUT_LINE_CONT:
+        s->have_field = true;
+        if ((o = input_hput(s, '\r')) == OUTCOME_OK)
+            o = input_hput(s, '\n');
+        break;
+    }
+    s->line = INPUT_LINE_START;
+    s->line_start = s->out->headers_len;
+    return o;
+}
+
+static enum outcome input_byte(struct input_state *s, unsigned char c)
+{
+    if (c == '\n' && s->prev_cr) {
+        s->prev_cr = false;
+        return OUTCOME_OK;
+    }
+    s->prev_cr = c == '\r';
+    if (c == '\r' || c == '\n')
+        return s->in_body ? input_body_eol(s) : input_header_eol(s);
+    return s->in_body ? input_body_byte(s, c) : input_header_byte(s, c);
+}
+
+enum outcome input_read(int in_fd, int body_fd, const struct input_params *p,
+                        struct input_result *out, struct result *r)
+{
+    memset(out, 0, sizeof *out);
+    out->body_utf8 = true;
+    struct input_state *s = mem_alloc(sizeof *s);
+    s->p = p;
+    s->out = out;
+    s->r = r;
+    s->body_fd = body_fd;
+    s->header_max = p->header_max ? p->header_max : INPUT_HEADER_MAX;
+    s->first_line = true;
+    s->line = INPUT_LINE_START;
+    out->headers = mem_alloc(1);
+    s->hcap = 1;
+    char *buf = mem_alloc(INPUT_CHUNK);
+    enum outcome o = OUTCOME_OK;
+    while (o == OUTCOME_OK && !s->done) {
+        ssize_t n = read(in_fd, buf, INPUT_CHUNK);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            o = result_set(r, OUTCOME_IOERR, "cannot read the message: %s", strerror(errno));
+            break;
+        }
+        if (n == 0) {
+            /* end of input: finish a last line that has no line end */
+            bool partial = s->in_body ? (s->line_len > 0 || s->dot_pending)
+                                      : (s->line != INPUT_LINE_START);
+            if (partial)
+                o = input_byte(s, '\n');
+            break;
+        }
+        for (ssize_t i = 0; i < n && o == OUTCOME_OK && !s->done; i++)
+            o = input_byte(s, (unsigned char)buf[i]);
+    }
+    if (o == OUTCOME_OK)
+        o = input_flush(s);
+    free(buf);
+    free(s);
+    if (o != OUTCOME_OK)
+        input_result_free(out);
+    return o;
+}
+
+void input_result_free(struct input_result *in)
+{
+    free(in->headers);
+    in->headers = NULL;
+    in->headers_len = 0;
+}

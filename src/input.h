@@ -1,5 +1,66 @@
-/* input.h - see message.h; contract written with the implementation. */
+/*
+ * input.h - reads one message from a file descriptor in one pass with fixed
+ * buffers: the header block into memory, the body in canonical CRLF form
+ * into a spool file (DESIGN section 4).  Memory does not grow with the size
+ * of the body.
+ *
+ * Rules:
+ *   - LF, CRLF and lone CR line ends all become CRLF; a missing final line
+ *     end is supplied.
+ *   - Without ignore_dots (-i/-oi), a line holding only "." ends the input
+ *     (what follows is not read); with it, that line is ordinary text.
+ *     Nothing is dot-stuffed here (libESMTP does it on the wire).
+ *   - A leading mbox "From " line (the very first line, "From " followed by
+ *     anything but a colon) is dropped.
+ *   - The header block ends at the first empty line (not kept).  A line that
+ *     is neither a field ("name:" with a name of printable ASCII other than
+ *     ':', optionally followed by whitespace before the colon) nor a
+ *     continuation (SP/HT after a field) starts the body, as in Postfix; then
+ *     there was no separator line and that line is the first body line.
+ *   - A header block larger than header_max is OUTCOME_DATAERR.
+ *   - NUL octets: in a header field, OUTCOME_DATAERR; in the body they are
+ *     removed and counted in nul_removed (the caller warns).
+ *   - Read errors are OUTCOME_IOERR, spool write errors OUTCOME_CANTCREAT.
+ */
 #ifndef POSTIE_INPUT_H
 #define POSTIE_INPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
 #include "result.h"
+
+/* Default cap on the header block. */
+#define INPUT_HEADER_MAX (1024 * 1024)
+
+struct input_params {
+    bool ignore_dots;  /* -i / -oi */
+    size_t header_max; /* 0: INPUT_HEADER_MAX */
+};
+
+struct input_result {
+    char *headers;         /* header block: CRLF lines, no empty line; "" when none */
+    size_t headers_len;
+    bool separator;        /* an empty line ended the header block */
+    off_t body_len;        /* octets written to body_fd */
+    size_t nul_removed;    /* NUL octets dropped from the body */
+    bool header_8bit;      /* octets >= 0x80 in the header block */
+    bool body_8bit;        /* octets >= 0x80 in the body */
+    bool body_utf8;        /* the body is valid UTF-8 (true for pure ASCII) */
+    size_t longest_line;   /* longest body line in octets, without CRLF */
+    bool mbox_from;        /* a leading "From " line was dropped */
+    bool dot_ended;        /* input ended at a lone "." line */
+};
+
+/*
+ * Reads in_fd to its end (or the lone dot) and writes the canonical body to
+ * body_fd at its current offset.  out is filled on OUTCOME_OK; on failure
+ * it holds nothing that needs freeing.
+ */
+enum outcome input_read(int in_fd, int body_fd, const struct input_params *p,
+                        struct input_result *out, struct result *r);
+
+void input_result_free(struct input_result *in);
+
 #endif

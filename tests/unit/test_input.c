@@ -1,3 +1,324 @@
+/*
+ * test_input.c - input_read(): line ends, the lone dot, the mbox From line,
+ * the header/body split, NUL octets, the header cap, 8-bit and long-line
+ * tracking, and bounded memory on a large body.
+ */
 #include "testlib.h"
-static void test_placeholder(void **state) { (void)state; assert_true(1); }
-int main(void) { const struct CMUnitTest tests[] = { cmocka_unit_test(test_placeholder) }; return cmocka_run_group_tests(tests, NULL, NULL) ? 1 : 0; }
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "input.h"
+#include "mem.h"
+#include "message.h"
+
+struct run {
+    enum outcome o;
+    struct input_result in;
+    struct result r;
+    char *body;
+    size_t body_len;
+    char *rest; /* what was left unread on the input */
+};
+
+/* Writes data to a temporary file and returns it rewound (a pipe could block). */
+static int data_fd(const char *data, size_t len)
+{
+    struct result r;
+    int fd = message_spool_open(NULL, &r);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    return fd;
+}
+
+static char *fd_slurp(int fd, off_t from, size_t *len)
+{
+    off_t end = lseek(fd, 0, SEEK_END);
+    size_t n = (size_t)(end - from);
+    char *buf = mem_alloc(n + 1);
+    assert_int_equal(pread(fd, buf, n, from), (ssize_t)n);
+    *len = n;
+    return buf;
+}
+
+static void run_input(struct run *x, const char *data, size_t len, bool ignore_dots,
+                      size_t header_max)
+{
+    memset(x, 0, sizeof *x);
+    int in = data_fd(data, len);
+    struct result r;
+    int body = message_spool_open(NULL, &r);
+    assert_true(body >= 0);
+    struct input_params p = {.ignore_dots = ignore_dots, .header_max = header_max};
+    x->o = input_read(in, body, &p, &x->in, &x->r);
+    x->body = fd_slurp(body, 0, &x->body_len);
+    off_t pos = lseek(in, 0, SEEK_CUR);
+    size_t rl;
+    x->rest = fd_slurp(in, pos, &rl);
+    close(in);
+    close(body);
+}
+
+static void run_free(struct run *x)
+{
+    input_result_free(&x->in);
+    free(x->body);
+    free(x->rest);
+}
+
+#define RUN(x, s, dots) run_input((x), (s), sizeof(s) - 1, (dots), 0)
+
+static void test_crlf_kept(void **state)
+{
+    (void)state;
+    struct run x;
+    RUN(&x, "To: a@x\r\nSubject: hi\r\n\r\nline 1\r\nline 2\r\n", false);
+    assert_int_equal(x.o, OUTCOME_OK);
+    assert_string_equal(x.in.headers, "To: a@x\r\nSubject: hi\r\n");
+    assert_true(x.in.separator);
+    assert_string_equal(x.body, "line 1\r\nline 2\r\n");
+    assert_int_equal(x.in.body_len, 16);
+    run_free(&x);
+}
+
+static void test_bare_lf_and_lone_cr(void **state)
+{
+    (void)state;
+    struct run x;
+    RUN(&x, "To: a@x\nSubject: hi\r\rline 1\rline 2\nline 3\r\n\n", false);
+    assert_int_equal(x.o, OUTCOME_OK);
+    assert_string_equal(x.in.headers, "To: a@x\r\nSubject: hi\r\n");
+    assert_string_equal(x.body, "line 1\r\nline 2\r\nline 3\r\n\r\n");
+    run_free(&x);
+}
+
+static void test_missing_final_newline(void **state)
+{
+    (void)state;
+    struct run x;
+    RUN(&x, "To: a@x\n\nno newline", false);
+    assert_string_equal(x.body, "no newline\r\n");
+    run_free(&x);
+    RUN(&x, "To: a@x", false);
+    assert_int_equal(x.o, OUTCOME_OK);
+    assert_string_equal(x.in.headers, "To: a@x\r\n");
+    assert_false(x.in.separator);
+    assert_string_equal(x.body, "");
+    run_free(&x);
+}
+
+static void test_lone_dot_ends_input(void **state)
+{
+    (void)state;
+    struct run x;
+    RUN(&x, "To: a@x\n\nbefore\n.\nafter\n", false);
+    assert_int_equal(x.o, OUTCOME_OK);
+    assert_string_equal(x.body, "before\r\n");
+    assert_true(x.in.dot_ended);
+    assert_null(strstr(x.body, "after"));
+    run_free(&x);
+    RUN(&x, "To: a@x\r\n\r\nbefore\r\n.\r\nafter\r\n", false);
+    assert_string_equal(x.body, "before\r\n");
+    run_free(&x);
+    /* a dot line in the header block ends it too */
+    RUN(&x, "To: a@x\n.\nSubject: x\n", false);
+    assert_string_equal(x.in.headers, "To: a@x\r\n");
+    assert_string_equal(x.body, "");
+    run_free(&x);
+    /* a final dot without a newline */
+    RUN(&x, "To: a@x\n\nbody\n.", false);
+    assert_string_equal(x.body, "body\r\n");
+    run_free(&x);
+}
+
+static void test_lone_dot_with_i_is_text(void **state)
+{
+    (void)state;
+    struct run x;
+    RUN(&x, "To: a@x\n\nbefore\n.\nafter\n..\n.x\n", true);
+    assert_string_equal(x.body, "before\r\n.\r\nafter\r\n..\r\n.x\r\n");
+    assert_false(x.in.dot_ended);
+    run_free(&x);
+    /* not pre-stuffed without -i either */
+    RUN(&x, "To: a@x\n\n..\n.x\n. \n", false);
+    assert_string_equal(x.body, "..\r\n.x\r\n. \r\n");
+    run_free(&x);
+}
+
+static void test_mbox_from_dropped(void **state)
+{
+    (void)state;
+    struct run x;
+    RUN(&x, "From root@x Sat Nov 28 19:00:00 2026\nTo: a@x\n\nbody\n", false);
+    assert_int_equal(x.o, OUTCOME_OK);
+    assert_true(x.in.mbox_from);
+    assert_string_equal(x.in.headers, "To: a@x\r\n");
+    run_free(&x);
+    /* only on the first line; "From:" is a field */
+    RUN(&x, "From: a@x\nTo: b@x\n\nbody\n", false);
+    assert_false(x.in.mbox_from);
+    assert_string_equal(x.in.headers, "From: a@x\r\nTo: b@x\r\n");
+    run_free(&x);
+}
+
+static void test_no_separator(void **state)
+{
+    (void)state;
+    struct run x;
+    RUN(&x, "To: a@x\nSubject: hi\nthis is the body\nKey: value\n", false);
+    assert_int_equal(x.o, OUTCOME_OK);
+    assert_false(x.in.separator);
+    assert_string_equal(x.in.headers, "To: a@x\r\nSubject: hi\r\n");
+    assert_string_equal(x.body, "this is the body\r\nKey: value\r\n");
+    run_free(&x);
+    /* no header at all */
+    RUN(&x, "hello world\n", false);
+    assert_string_equal(x.in.headers, "");
+    assert_string_equal(x.body, "hello world\r\n");
+    run_free(&x);
+    /* a continuation with no field before it is body */
+    RUN(&x, " indented\n", false);
+    assert_string_equal(x.body, " indented\r\n");
+    run_free(&x);
+}
+
+static void test_folded_header(void **state)
+{
+    (void)state;
+    struct run x;
+    RUN(&x, "Subject: a\n  b\n\tc\nTo : x@y\n\nbody\n", false);
+    assert_string_equal(x.in.headers, "Subject: a\r\n  b\r\n\tc\r\nTo : x@y\r\n");
+    run_free(&x);
+}
+
+static void test_nul_in_header_refused(void **state)
+{
+    (void)state;
+    struct run x;
+    RUN(&x, "Subject: a\0b\n\nbody\n", false);
+    assert_int_equal(x.o, OUTCOME_DATAERR);
+    assert_non_null(strstr(x.r.text, "NUL"));
+    run_free(&x);
+}
+
+static void test_nul_in_body_removed(void **state)
+{
+    (void)state;
+    struct run x;
+    RUN(&x, "To: a@x\n\na\0b\0\nc\n", false);
+    assert_int_equal(x.o, OUTCOME_OK);
+    assert_int_equal(x.in.nul_removed, 2);
+    assert_int_equal(x.body_len, 7);
+    assert_memory_equal(x.body, "ab\r\nc\r\n", 7);
+    run_free(&x);
+}
+
+static void test_header_cap(void **state)
+{
+    (void)state;
+    struct run x;
+    size_t n = 2 * 1024 * 1024;
+    char *big = mem_alloc(n + 32);
+    memcpy(big, "Subject: ", 9);
+    memset(big + 9, 'x', n);
+    memcpy(big + 9 + n, "\n\nbody\n", 7);
+    run_input(&x, big, n + 16, false, 0);
+    assert_int_equal(x.o, OUTCOME_DATAERR);
+    assert_non_null(strstr(x.r.text, "header block exceeds 1048576 octets"));
+    run_free(&x);
+    /* a 2 MB first line that is not a field is body, not header */
+    big[7] = ' ';
+    big[8] = 'y';
+    run_input(&x, big, n + 16, false, 0);
+    assert_int_equal(x.o, OUTCOME_OK);
+    assert_int_equal(x.in.longest_line, n + 9);
+    run_free(&x);
+    free(big);
+}
+
+static void test_eightbit_and_longest(void **state)
+{
+    (void)state;
+    struct run x;
+    RUN(&x, "Subject: caf\xc3\xa9\n\nplain\nlonger line\n", false);
+    assert_true(x.in.header_8bit);
+    assert_false(x.in.body_8bit);
+    assert_true(x.in.body_utf8);
+    assert_int_equal(x.in.longest_line, 11);
+    run_free(&x);
+    RUN(&x, "To: a@x\n\ncaf\xc3\xa9\n", false);
+    assert_false(x.in.header_8bit);
+    assert_true(x.in.body_8bit);
+    assert_true(x.in.body_utf8);
+    run_free(&x);
+    RUN(&x, "To: a@x\n\ncaf\xe9\n", false);
+    assert_true(x.in.body_8bit);
+    assert_false(x.in.body_utf8);
+    run_free(&x);
+}
+
+/* 64 MB of body through a pipe: the process must not grow with it. */
+static void test_bounded_memory(void **state)
+{
+    (void)state;
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        char line[1000];
+        memset(line, 'a', sizeof line - 1);
+        line[sizeof line - 1] = '\n';
+        if (write(pfd[1], "To: a@x\n\n", 9) != 9)
+            _exit(1);
+        for (int i = 0; i < 64 * 1024; i++) {
+            if (write(pfd[1], line, sizeof line) != (ssize_t)sizeof line)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    close(pfd[1]);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    struct result r;
+    int body = message_spool_open(NULL, &r);
+    struct input_params p = {0};
+    struct input_result in;
+    assert_int_equal(input_read(pfd[0], body, &p, &in, &r), OUTCOME_OK);
+    getrusage(RUSAGE_SELF, &after);
+    close(pfd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(in.body_len, (off_t)64 * 1024 * 1001);
+    /* max RSS may not grow by more than 4 MB while reading 64 MB */
+    assert_true(after.ru_maxrss - before.ru_maxrss < 4096);
+    input_result_free(&in);
+    close(body);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crlf_kept),
+        cmocka_unit_test(test_bare_lf_and_lone_cr),
+        cmocka_unit_test(test_missing_final_newline),
+        cmocka_unit_test(test_lone_dot_ends_input),
+        cmocka_unit_test(test_lone_dot_with_i_is_text),
+        cmocka_unit_test(test_mbox_from_dropped),
+        cmocka_unit_test(test_no_separator),
+        cmocka_unit_test(test_folded_header),
+        cmocka_unit_test(test_nul_in_header_refused),
+        cmocka_unit_test(test_nul_in_body_removed),
+        cmocka_unit_test(test_header_cap),
+        cmocka_unit_test(test_eightbit_and_longest),
+        cmocka_unit_test(test_bounded_memory),
+    };
+    return TESTLIB_RUN(tests);
+}
