@@ -38,7 +38,34 @@ enum result_failure bridge_open(const struct conf_account *a, const char *ehlo_n
 /* true when the link to the smarthost is encrypted and verified. */
 bool bridge_is_secure(const struct bridge *b);
 
-/* Stops the relay thread and closes both sides. */
+/* How the relay between libESMTP and the smarthost ended. */
+enum bridge_end {
+    BRIDGE_END_NONE = 0,      /* still running, or never started */
+    BRIDGE_END_LOCAL_CLOSED,  /* libESMTP closed its side (normal end) */
+    BRIDGE_END_REMOTE_CLOSED, /* the smarthost closed the connection */
+    BRIDGE_END_TIMEOUT,       /* nothing moved for longer than the safety limit */
+    BRIDGE_END_ERROR,         /* a socket or TLS error on the smarthost side */
+    BRIDGE_END_CUT,           /* bridge_cut() was called */
+};
+
+/*
+ * Cuts the link: from the moment this returns, nothing libESMTP writes is
+ * forwarded to the smarthost; the relay thread sends QUIT and hangs up, so
+ * libESMTP sees the connection drop.  relay.c calls it from libESMTP's
+ * monitor callback (which runs before libESMTP writes a buffer) when it must
+ * not go on, e.g. before a MAIL FROM after a failed AUTH.  Thread-safe.
+ */
+void bridge_cut(struct bridge *b);
+
+/*
+ * Stops the relay thread (after it has moved what it still can) and says
+ * how the relay ended; why (may be NULL) receives a reason for
+ * BRIDGE_END_TIMEOUT and BRIDGE_END_ERROR.  Call it after
+ * smtp_start_session() returned; bridge_close() calls it too.
+ */
+enum bridge_end bridge_stop(struct bridge *b, char *why, size_t len);
+
+/* Stops the relay thread and closes both sides; NULL is fine. */
 void bridge_close(struct bridge *b);
 
 #endif
