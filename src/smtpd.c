@@ -36,15 +36,15 @@
 /* RCPT may grow by 500 octets (NOTIFY/ORCPT, RFC 3461). */
 #define SMTPD_RCPT_LINE_MAX (SMTPD_LINE_MAX + 500)
 /* What is kept of a command line; the rest of a longer line is counted, not kept. */
-#define SMTPD_LINE_BUF 1024
-#define SMTPD_IN_BUF 16384
-#define SMTPD_OUT_BUF 4096
+#define SMTPD_LINE_BUF  1024
+#define SMTPD_IN_BUF    16384
+#define SMTPD_OUT_BUF   4096
 #define SMTPD_SPOOL_BUF 65536
 /* RFC 3461: ENVID and ORCPT values are at most 100 and 500 octets of xtext. */
 #define SMTPD_ENVID_MAX 100
 #define SMTPD_ORCPT_MAX 500
 /* RFC 5321 path: 256 octets with the angle brackets. */
-#define SMTPD_PATH_MAX 254
+#define SMTPD_PATH_MAX  254
 #define SMTPD_LOCAL_MAX 64
 /* Replies are kept under the 512-octet reply line limit. */
 #define SMTPD_TEXT_MAX 400
@@ -119,9 +119,13 @@ static void smtpd_flush(struct smtpd *s)
     s->out_len = 0;
 }
 
+static void smtpd_reply(struct smtpd *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void smtpd_error(struct smtpd *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Queues one reply line (CRLF added); control characters become '?'. */
-__attribute__((format(printf, 2, 3))) static void smtpd_reply(struct smtpd *s, const char *fmt,
-                                                              ...)
+static void smtpd_reply(struct smtpd *s, const char *fmt, ...)
 {
     char buf[SMTPD_LINE_MAX];
     va_list ap;
@@ -145,8 +149,7 @@ __attribute__((format(printf, 2, 3))) static void smtpd_reply(struct smtpd *s, c
 }
 
 /* A reply to a rejected command: counts towards SMTPD_MAX_ERRORS. */
-__attribute__((format(printf, 2, 3))) static void smtpd_error(struct smtpd *s, const char *fmt,
-                                                              ...)
+static void smtpd_error(struct smtpd *s, const char *fmt, ...)
 {
     char buf[SMTPD_LINE_MAX];
     va_list ap;
@@ -704,7 +707,7 @@ struct smtpd_spool {
     int fd;
     char *buf;
     size_t len;
-    off_t size;     /* octets of the message (even past the limit) */
+    off_t size; /* octets of the message (even past the limit) */
     bool too_big;
     int write_errno;
 };
@@ -807,20 +810,13 @@ int smtpd_reply_for(enum outcome o, const char **enhanced)
         int code;
         const char *enh;
     } table[] = {
-        [OUTCOME_OK] = {250, "2.0.0"},
-        [OUTCOME_USAGE] = {554, "5.5.4"},
-        [OUTCOME_DATAERR] = {554, "5.6.0"},
-        [OUTCOME_NOINPUT] = {451, "4.3.0"},
-        [OUTCOME_NOUSER] = {554, "5.1.1"},
-        [OUTCOME_UNAVAILABLE] = {554, "5.0.0"},
-        [OUTCOME_SOFTWARE] = {451, "4.3.0"},
-        [OUTCOME_OSERR] = {451, "4.3.0"},
-        [OUTCOME_CANTCREAT] = {452, "4.3.1"},
-        [OUTCOME_IOERR] = {451, "4.3.0"},
-        [OUTCOME_TEMPFAIL] = {451, "4.4.0"},
-        [OUTCOME_PROTOCOL] = {451, "4.5.0"},
-        [OUTCOME_NOPERM] = {451, "4.7.0"},
-        [OUTCOME_CONFIG] = {451, "4.3.5"},
+        [OUTCOME_OK] = {250, "2.0.0"},        [OUTCOME_USAGE] = {554, "5.5.4"},
+        [OUTCOME_DATAERR] = {554, "5.6.0"},   [OUTCOME_NOINPUT] = {451, "4.3.0"},
+        [OUTCOME_NOUSER] = {554, "5.1.1"},    [OUTCOME_UNAVAILABLE] = {554, "5.0.0"},
+        [OUTCOME_SOFTWARE] = {451, "4.3.0"},  [OUTCOME_OSERR] = {451, "4.3.0"},
+        [OUTCOME_CANTCREAT] = {452, "4.3.1"}, [OUTCOME_IOERR] = {451, "4.3.0"},
+        [OUTCOME_TEMPFAIL] = {451, "4.4.0"},  [OUTCOME_PROTOCOL] = {451, "4.5.0"},
+        [OUTCOME_NOPERM] = {451, "4.7.0"},    [OUTCOME_CONFIG] = {451, "4.3.5"},
     };
     if ((unsigned)o >= sizeof table / sizeof table[0] || table[o].code == 0) {
         *enhanced = "4.3.0";
@@ -894,8 +890,7 @@ static bool smtpd_cmd_data(struct smtpd *s, const char *arg)
     struct smtpd_spool sp = {.fd = message_spool_open(s->spool_dir, &r)};
     if (sp.fd < 0) {
         log_error("%s", r.text[0] != '\0' ? r.text : "cannot open the spool file");
-        smtpd_reply(s, "451 4.3.0 Error: cannot open the spool file: %.*s", SMTPD_TEXT_MAX,
-                    r.text);
+        smtpd_reply(s, "451 4.3.0 Error: cannot open the spool file: %.*s", SMTPD_TEXT_MAX, r.text);
         return true;
     }
     sp.buf = mem_alloc(SMTPD_SPOOL_BUF);
@@ -924,8 +919,8 @@ static bool smtpd_cmd_data(struct smtpd *s, const char *arg)
 /* Commands postie knows of and does not offer. */
 static bool smtpd_is_unimplemented(const char *verb)
 {
-    static const char *const verbs[] = {"EXPN", "ETRN", "TURN", "ATRN", "BDAT", "STARTTLS",
-                                        "AUTH", "SEND", "SOML", "SAML"};
+    static const char *const verbs[] = {"EXPN",     "ETRN", "TURN", "ATRN", "BDAT",
+                                        "STARTTLS", "AUTH", "SEND", "SOML", "SAML"};
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (strcasecmp(verb, verbs[i]) == 0)
             return true;
@@ -1012,9 +1007,8 @@ enum outcome smtpd_serve(int in_fd, int out_fd, const struct smtpd_settings *set
     s->in_fd = in_fd;
     s->out_fd = out_fd;
     s->hooks = hooks;
-    s->hostname = set != NULL && set->hostname != NULL && set->hostname[0] != '\0'
-                      ? set->hostname
-                      : "localhost";
+    s->hostname = set != NULL && set->hostname != NULL && set->hostname[0] != '\0' ? set->hostname
+                                                                                   : "localhost";
     s->spool_dir = set != NULL && set->spool_dir != NULL ? set->spool_dir : "/tmp";
     s->max_size = set != NULL && set->max_size > 0 ? set->max_size : SMTPD_MAX_SIZE;
     int timeout = set != NULL && set->timeout > 0 ? set->timeout : SMTPD_TIMEOUT;

@@ -47,14 +47,14 @@
 
 /* One transaction as the client gave it. */
 struct smtpd_envelope {
-    const char *sender;     /* MAIL FROM address; "" for the null sender <> */
-    char *const *rcpts;     /* RCPT TO addresses, in order (route dropped) */
+    const char *sender; /* MAIL FROM address; "" for the null sender <> */
+    char *const *rcpts; /* RCPT TO addresses, in order (route dropped) */
     size_t nrcpts;
-    unsigned notify;        /* NOTIFY= shared by every recipient (opts_notify bits); 0 none */
-    enum opts_body body;    /* BODY= */
-    enum opts_ret ret;      /* RET= */
-    const char *envid;      /* ENVID=, decoded from xtext; NULL when not given */
-    off_t size;             /* octets of the unstuffed DATA */
+    unsigned notify;     /* NOTIFY= shared by every recipient (opts_notify bits); 0 none */
+    enum opts_body body; /* BODY= */
+    enum opts_ret ret;   /* RET= */
+    const char *envid;   /* ENVID=, decoded from xtext; NULL when not given */
+    off_t size;          /* octets of the unstuffed DATA */
 };
 
 struct smtpd_hooks {
@@ -71,10 +71,10 @@ struct smtpd_hooks {
 };
 
 struct smtpd_settings {
-    const char *hostname;   /* in the greeting and the EHLO reply; NULL: "localhost" */
-    const char *spool_dir;  /* where DATA is spooled (message_spool_open); NULL: /tmp */
-    off_t max_size;         /* 0: SMTPD_MAX_SIZE */
-    int timeout;            /* seconds per wait for the client; 0: SMTPD_TIMEOUT */
+    const char *hostname;  /* in the greeting and the EHLO reply; NULL: "localhost" */
+    const char *spool_dir; /* where DATA is spooled (message_spool_open); NULL: /tmp */
+    off_t max_size;        /* 0: SMTPD_MAX_SIZE */
+    int timeout;           /* seconds per wait for the client; 0: SMTPD_TIMEOUT */
 };
 
 /*
