@@ -1,3 +1,211 @@
+/*
+ * test_body.c - the long-line plan, quoted-printable re-encoding (exact
+ * output, line limits, round trip), folding, and the MIME labels.
+ */
 #include "testlib.h"
-static void test_placeholder(void **state) { (void)state; assert_true(1); }
-int main(void) { const struct CMUnitTest tests[] = { cmocka_unit_test(test_placeholder) }; return cmocka_run_group_tests(tests, NULL, NULL) ? 1 : 0; }
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "body.h"
+#include "header.h"
+#include "mem.h"
+#include "message.h"
+
+static void parse(struct header_block *h, const char *block)
+{
+    struct result r;
+    assert_int_equal(header_parse(block, strlen(block), h, &r), OUTCOME_OK);
+}
+
+static enum body_plan plan_for(const char *block, size_t longest)
+{
+    struct header_block h;
+    parse(&h, block);
+    enum body_plan p = body_plan(&h, longest);
+    header_free(&h);
+    return p;
+}
+
+static void test_plan(void **state)
+{
+    (void)state;
+    assert_int_equal(plan_for("To: a@x\r\n", 998), BODY_KEEP);
+    assert_int_equal(plan_for("To: a@x\r\n", 999), BODY_QP);
+    assert_int_equal(plan_for("Content-Type: text/plain; charset=utf-8\r\n", 5000), BODY_QP);
+    assert_int_equal(plan_for("Content-Type: TEXT/html\r\nContent-Transfer-Encoding: 8bit\r\n",
+                              5000),
+                     BODY_QP);
+    assert_int_equal(plan_for("Content-Transfer-Encoding: 7bit\r\n", 5000), BODY_QP);
+    assert_int_equal(plan_for("Content-Type: multipart/mixed; boundary=x\r\n", 5000), BODY_FOLD);
+    assert_int_equal(plan_for("Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n",
+                              5000),
+                     BODY_FOLD);
+    assert_int_equal(plan_for("Content-Type: application/octet-stream\r\n", 5000), BODY_FOLD);
+}
+
+/* Runs body_rewrite on data; returns the output (NUL-terminated). */
+static char *rewrite(enum body_plan plan, const char *data, size_t len, off_t *out_len)
+{
+    struct result r;
+    int in = message_spool_open(NULL, &r);
+    int out = message_spool_open(NULL, &r);
+    assert_true(in >= 0 && out >= 0);
+    assert_int_equal(write(in, data, len), (ssize_t)len);
+    assert_int_equal(body_rewrite(plan, in, out, out_len, &r), OUTCOME_OK);
+    char *buf = mem_alloc((size_t)*out_len + 1);
+    assert_int_equal(pread(out, buf, (size_t)*out_len, 0), (ssize_t)*out_len);
+    close(in);
+    close(out);
+    return buf;
+}
+
+static void test_qp_exact(void **state)
+{
+    (void)state;
+    const char in[] = "caf\xc3\xa9 = ok \r\ntab\t\r\n.dot\r\n";
+    off_t n;
+    char *out = rewrite(BODY_QP, in, sizeof in - 1, &n);
+    assert_string_equal(out, "caf=C3=A9 =3D ok=20\r\ntab=09\r\n.dot\r\n");
+    free(out);
+}
+
+static int hexval(char c)
+{
+    return c <= '9' ? c - '0' : c - 'A' + 10;
+}
+
+static void test_qp_long_line_round_trip(void **state)
+{
+    (void)state;
+    /* 5000 octets of mixed text with 8-bit, '=' and spaces, then a short line */
+    size_t n = 5000;
+    char *in = mem_alloc(n + 16);
+    for (size_t i = 0; i < n; i++)
+        in[i] = "ab =\xc3\xa9xyz \t"[i % 10];
+    memcpy(in + n, "\r\nend\r\n", 7);
+    off_t len;
+    char *out = rewrite(BODY_QP, in, n + 7, &len);
+    /* every line within 76 octets, 7-bit only */
+    for (char *line = out; *line != '\0';) {
+        char *end = strstr(line, "\r\n");
+        assert_non_null(end);
+        assert_true(end - line <= 76);
+        line = end + 2;
+    }
+    for (off_t i = 0; i < len; i++)
+        assert_true((unsigned char)out[i] < 0x80);
+    /* decode and compare */
+    char *dec = mem_alloc((size_t)len + 1);
+    size_t k = 0;
+    for (off_t i = 0; i < len; i++) {
+        if (out[i] == '=' && out[i + 1] == '\r') {
+            i += 2;
+        } else if (out[i] == '=') {
+            dec[k++] = (char)(hexval(out[i + 1]) * 16 + hexval(out[i + 2]));
+            i += 2;
+        } else {
+            dec[k++] = out[i];
+        }
+    }
+    assert_int_equal(k, n + 7);
+    assert_memory_equal(dec, in, n + 7);
+    free(dec);
+    free(out);
+    free(in);
+}
+
+static void test_fold(void **state)
+{
+    (void)state;
+    size_t n = 2500;
+    char *in = mem_alloc(n + 8);
+    memset(in, 'x', n);
+    memcpy(in + n, "\r\nok\r\n", 6);
+    off_t len;
+    char *out = rewrite(BODY_FOLD, in, n + 6, &len);
+    assert_int_equal(len, (off_t)(n + 6 + 4));
+    assert_int_equal(strstr(out, "\r\n") - out, 998);
+    assert_int_equal(strstr(out + 1000, "\r\n") - (out + 1000), 998);
+    assert_int_equal(strspn(out + 2000, "x"), n - 2 * 998);
+    assert_string_equal(out + 2000 + n - 2 * 998, "\r\nok\r\n");
+    free(out);
+    free(in);
+}
+
+static char *render(struct header_block *h)
+{
+    char *out;
+    size_t len;
+    struct result r;
+    assert_int_equal(header_render(h, &out, &len, &r), OUTCOME_OK);
+    return out;
+}
+
+static void test_label_qp(void **state)
+{
+    (void)state;
+    struct header_block h;
+    parse(&h, "To: a@x\r\n");
+    body_label(&h, BODY_QP, true, true);
+    char *out = render(&h);
+    assert_string_equal(out, "To: a@x\r\nMIME-Version: 1.0\r\n"
+                             "Content-Type: text/plain; charset=utf-8\r\n"
+                             "Content-Transfer-Encoding: quoted-printable\r\n");
+    free(out);
+    header_free(&h);
+
+    parse(&h, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+              "Content-Transfer-Encoding: 8bit\r\n");
+    body_label(&h, BODY_QP, true, false);
+    out = render(&h);
+    assert_string_equal(out, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+                             "Content-Transfer-Encoding: quoted-printable\r\n");
+    free(out);
+    header_free(&h);
+
+    parse(&h, "To: a@x\r\n");
+    body_label(&h, BODY_QP, false, true);
+    out = render(&h);
+    assert_non_null(strstr(out, "charset=us-ascii"));
+    free(out);
+    header_free(&h);
+}
+
+static void test_label_unlabelled_8bit(void **state)
+{
+    (void)state;
+    struct header_block h;
+    parse(&h, "To: a@x\r\n");
+    body_label(&h, BODY_KEEP, true, false);
+    char *out = render(&h);
+    assert_string_equal(out, "To: a@x\r\nMIME-Version: 1.0\r\n"
+                             "Content-Type: text/plain; charset=unknown-8bit\r\n"
+                             "Content-Transfer-Encoding: 8bit\r\n");
+    free(out);
+    header_free(&h);
+    /* already labelled, or 7-bit: untouched */
+    parse(&h, "Content-Type: text/plain; charset=utf-8\r\n");
+    body_label(&h, BODY_KEEP, true, true);
+    assert_int_equal(h.n, 1);
+    header_free(&h);
+    parse(&h, "To: a@x\r\n");
+    body_label(&h, BODY_KEEP, false, true);
+    body_label(&h, BODY_FOLD, true, true);
+    assert_int_equal(h.n, 1);
+    header_free(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_qp_exact),
+        cmocka_unit_test(test_qp_long_line_round_trip),
+        cmocka_unit_test(test_fold),
+        cmocka_unit_test(test_label_qp),
+        cmocka_unit_test(test_label_unlabelled_8bit),
+    };
+    return TESTLIB_RUN(tests);
+}
