@@ -1,5 +1,213 @@
+/*
+ * message.c - runs the intake stages for one message; see message.h.
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "aliases.h"
+#include "body.h"
+#include "envelope.h"
+#include "header.h"
+#include "input.h"
+#include "log.h"
+#include "mem.h"
 #include "message.h"
-enum outcome message_prepare(const struct message_params *p, int in_fd, struct message *m, struct result *r) { return result_set(r, OUTCOME_SOFTWARE, "not yet"); }
-int message_spool_open(const char *dir, struct result *r) { return -1; }
-void message_free(struct message *m) { (void)m; }
+
+#define MESSAGE_DEFAULT_ALIASES "/etc/aliases"
+
+int message_spool_open(const char *dir, struct result *r)
+{
+    if (dir == NULL || dir[0] == '\0') {
+        dir = getenv("TMPDIR");
+        if (dir == NULL || dir[0] == '\0')
+            dir = "/tmp";
+    }
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
+        /* file system without O_TMPFILE: a named file, unlinked at once */
+        char *path = mem_printf("%s/postie-spool.XXXXXX", dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+            unlink(path);
+        free(path);
+        if (fd >= 0)
+            return fd;
+    }
+    result_set(r, OUTCOME_CANTCREAT, "cannot create a spool file in %s: %s", dir,
+               strerror(errno));
+    return -1;
+}
+
+static const char *message_hostname(const struct conf *c)
+{
+    static char host[256];
+    if (c != NULL && c->hostname != NULL && c->hostname[0] != '\0')
+        return c->hostname;
+    if (host[0] == '\0' && gethostname(host, sizeof host - 1) != 0)
+        strcpy(host, "localhost");
+    return host;
+}
+
+/* Header edits of DESIGN section 4, once the envelope is known. */
+static void message_edit_headers(const struct message_params *p, const struct envelope *env,
+                                 struct header_block *h)
+{
+    const char *domain = envelope_qualify_domain(p->conf);
+    header_remove(h, "Bcc");
+    header_remove(h, "Resent-Bcc");
+    /* libESMTP keeps only the first of these: merge the lists, keep the first single */
+    header_merge(h, "To");
+    header_merge(h, "Cc");
+    header_merge(h, "Reply-To");
+    header_keep_first(h, "Date");
+    header_keep_first(h, "Message-ID");
+    header_keep_first(h, "From");
+    header_keep_first(h, "Sender");
+    envelope_qualify_headers(h, domain);
+    if (header_find(h, "To", 0) == h->n && header_find(h, "Cc", 0) == h->n)
+        header_add(h, "To", "undisclosed-recipients:;");
+    if (header_find(h, "From", 0) == h->n) {
+        char *addr;
+        if (env->sender[0] != '\0') {
+            addr = mem_strdup(env->sender);
+        } else {
+            const char *user = p->user && p->user[0] ? p->user : "MAILER-DAEMON";
+            addr = addr_qualify(user, domain);
+        }
+        char *v = header_mailbox(p->opts ? p->opts->fullname : NULL, addr);
+        header_add(h, "From", v);
+        free(v);
+        free(addr);
+    }
+    if (header_find(h, "Date", 0) == h->n) {
+        char *d = header_date(time(NULL));
+        header_add(h, "Date", d);
+        free(d);
+    }
+    if (header_find(h, "Message-ID", 0) == h->n) {
+        char *id = header_message_id(message_hostname(p->conf));
+        header_add(h, "Message-ID", id);
+        free(id);
+    }
+}
+
+enum outcome message_prepare(const struct message_params *p, int in_fd, struct message *m,
+                             struct result *r)
+{
+    memset(m, 0, sizeof *m);
+    m->body_fd = -1;
+    bool smtp = p->smtp_sender != NULL || p->smtp_rcpts != NULL;
+    struct input_result in = {0};
+    struct header_block h = {0};
+    struct aliases *al = NULL;
+    struct envelope env = {0};
+    char *rendered = NULL;
+    size_t rendered_len = 0;
+
+    int fd = message_spool_open(p->spool_dir, r);
+    if (fd < 0)
+        return r ? r->outcome : OUTCOME_CANTCREAT;
+    struct input_params ip = {.ignore_dots = smtp || (p->opts && p->opts->ignore_dots)};
+    enum outcome o = input_read(in_fd, fd, &ip, &in, r);
+    if (o == OUTCOME_OK)
+        o = header_parse(in.headers, in.headers_len, &h, r);
+    if (o == OUTCOME_OK && in.nul_removed > 0)
+        log_warn("removed %zu NUL octet%s from the message body", in.nul_removed,
+                 in.nul_removed == 1 ? "" : "s");
+    if (o == OUTCOME_OK && p->conf != NULL && p->conf->aliases != NULL &&
+        p->conf->aliases[0] != '\0') {
+        bool optional = strcmp(p->conf->aliases, MESSAGE_DEFAULT_ALIASES) == 0;
+        o = aliases_load(p->conf->aliases, optional, &al, r);
+    }
+    if (o == OUTCOME_OK) {
+        struct envelope_params ep = {
+            .opts = p->opts,
+            .conf = p->conf,
+            .aliases = al,
+            .user = p->user,
+            .headers = &h,
+            .smtp = smtp,
+            .smtp_sender = p->smtp_sender,
+            .smtp_rcpts = p->smtp_rcpts,
+            .smtp_nrcpts = p->smtp_nrcpts,
+        };
+        o = envelope_build(&ep, &env, r);
+    }
+    enum body_plan plan = BODY_KEEP;
+    off_t body_len = in.body_len;
+    if (o == OUTCOME_OK) {
+        message_edit_headers(p, &env, &h);
+        plan = body_plan(&h, in.longest_line);
+        if (plan != BODY_KEEP) {
+            int nfd = message_spool_open(p->spool_dir, r);
+            if (nfd < 0) {
+                o = r ? r->outcome : OUTCOME_CANTCREAT;
+            } else {
+                o = body_rewrite(plan, fd, nfd, &body_len, r);
+                close(fd);
+                fd = nfd;
+            }
+        }
+    }
+    if (o == OUTCOME_OK) {
+        body_label(&h, plan, in.body_8bit, in.body_utf8);
+        o = header_render(&h, &rendered, &rendered_len, r);
+    }
+    if (o == OUTCOME_OK && lseek(fd, 0, SEEK_SET) < 0)
+        o = result_set(r, OUTCOME_IOERR, "cannot rewind the message spool file: %s",
+                       strerror(errno));
+    if (o == OUTCOME_OK) {
+        size_t id = header_find(&h, "Message-ID", 0);
+        m->sender = env.sender;
+        m->rcpts = env.rcpts;
+        m->nrcpts = env.nrcpts;
+        env.sender = NULL;
+        env.rcpts = NULL;
+        env.nrcpts = 0;
+        m->headers = rendered;
+        m->headers_len = rendered_len;
+        rendered = NULL;
+        m->body_fd = fd;
+        fd = -1;
+        m->body_len = body_len;
+        m->eightbit = header_is_8bit(&h) || (in.body_8bit && plan != BODY_QP);
+        m->message_id = mem_strdup(id < h.n ? h.v[id].value : "");
+        m->nul_removed = in.nul_removed;
+        m->reencoded = plan == BODY_QP;
+        m->folded = plan == BODY_FOLD;
+    }
+    free(rendered);
+    envelope_free(&env);
+    aliases_free(al);
+    header_free(&h);
+    input_result_free(&in);
+    if (fd >= 0)
+        close(fd);
+    return o;
+}
+
+void message_free(struct message *m)
+{
+    if (m == NULL)
+        return;
+    free(m->sender);
+    for (size_t i = 0; i < m->nrcpts; i++)
+        free(m->rcpts[i]);
+    free(m->rcpts);
+    free(m->headers);
+    free(m->message_id);
+    if (m->body_fd >= 0)
+        close(m->body_fd);
+    memset(m, 0, sizeof *m);
+    m->body_fd = -1;
+}

@@ -30,6 +30,9 @@ struct message {
     off_t body_len;
     bool eightbit;       /* 8-bit octets in the header block or body */
     char *message_id;    /* the Message-ID value, for logs */
+    size_t nul_removed;  /* NUL octets dropped from the body (already warned about) */
+    bool reencoded;      /* the body was re-encoded quoted-printable (long lines) */
+    bool folded;         /* over-long body lines were cut at 998 octets */
 };
 
 struct message_params {
@@ -44,6 +47,13 @@ struct message_params {
 };
 
 /*
+ * Reads one message from in_fd and prepares it (rules: input.h, header.h,
+ * envelope.h, body.h).  The body is sent after headers and one empty line:
+ * the relay writes headers, "\r\n", then body_fd's content.  In -bs mode
+ * (smtp_sender or smtp_rcpts set) the input is the already un-stuffed DATA,
+ * so a lone "." line is text.  NUL octets removed from the body are counted
+ * in nul_removed and warned about (log_warn) here.
+ *
  * Reads one message from in_fd and prepares it.  On OUTCOME_OK, m is filled
  * and owns its strings and body_fd (an unlinked O_TMPFILE in spool_dir).
  * Failures: OUTCOME_DATAERR (no recipients, bad address in a header,
