@@ -742,7 +742,7 @@ enum outcome queue_open(const char *dir, struct queue **qp, struct result *r)
     /* A group-writable queue (setgid install, 2770) shares files with the group. */
     bool shared = (st.st_mode & S_IWGRP) != 0;
     q->file_mode = shared ? 0660 : 0600;
-    q->dir_mode = shared ? 02770 : 0700;
+    q->dir_mode = shared ? 0770 : 0700; /* the setgid bit is inherited */
     static const char *const subdirs[] = {"tmp", "corrupt", "failed"};
     for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
         if (mkdirat(fd, subdirs[i], q->dir_mode) != 0 && errno != EEXIST) {
