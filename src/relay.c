@@ -305,6 +305,7 @@ static void relay_server_chunk(struct relay_session *rs, const char *buf, size_t
             size_t n = rs->linelen;
             if (n > 0 && rs->line[n - 1] == '\r')
                 n--;
+            rs->line[n] = '\0';
             relay_server_line(rs, rs->line, n);
             rs->linelen = 0;
             rs->line_overflow = false;
