@@ -294,6 +294,30 @@ static enum outcome input_byte(struct input_state *s, unsigned char c)
     return s->in_body ? input_body_byte(s, c) : input_header_byte(s, c);
 }
 
+/*
+ * Fast path inside a body line: copies the run of plain 7-bit octets at b
+ * (no CR, LF, NUL, 8-bit) straight to the output.  Returns its length.
+ */
+static size_t input_body_run(struct input_state *s, const unsigned char *b, size_t n,
+                             enum outcome *o)
+{
+    size_t k = 0;
+    while (k < n && b[k] != '\r' && b[k] != '\n' && b[k] != 0 && b[k] < 0x80)
+        k++;
+    for (size_t done = 0; done < k;) {
+        if (s->olen == sizeof s->obuf && (*o = input_flush(s)) != OUTCOME_OK)
+            return k;
+        size_t take = k - done;
+        if (take > sizeof s->obuf - s->olen)
+            take = sizeof s->obuf - s->olen;
+        memcpy(s->obuf + s->olen, b + done, take);
+        s->olen += take;
+        done += take;
+    }
+    s->line_len += k;
+    return k;
+}
+
 enum outcome input_read(int in_fd, int body_fd, const struct input_params *p,
                         struct input_result *out, struct result *r)
 {
@@ -327,8 +351,17 @@ enum outcome input_read(int in_fd, int body_fd, const struct input_params *p,
                 o = input_byte(s, '\n');
             break;
         }
-        for (ssize_t i = 0; i < n && o == OUTCOME_OK && !s->done; i++)
-            o = input_byte(s, (unsigned char)buf[i]);
+        const unsigned char *b = (const unsigned char *)buf;
+        for (size_t i = 0; i < (size_t)n && o == OUTCOME_OK && !s->done;) {
+            if (s->in_body && s->line_len > 0 && !s->prev_cr) {
+                size_t k = input_body_run(s, b + i, (size_t)n - i, &o);
+                if (k > 0) {
+                    i += k;
+                    continue;
+                }
+            }
+            o = input_byte(s, b[i++]);
+        }
     }
     if (o == OUTCOME_OK)
         o = input_flush(s);

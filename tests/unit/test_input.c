@@ -263,6 +263,31 @@ static void test_eightbit_and_longest(void **state)
     run_free(&x);
 }
 
+/* A CRLF split across two reads is still one line end. */
+static void test_crlf_across_reads(void **state)
+{
+    (void)state;
+    size_t n = 65536 + 16;
+    char *data = mem_alloc(n + 1);
+    memcpy(data, "To: a@x\r\n\r\n", 11);
+    memset(data + 11, 'x', n - 11);
+    data[65535] = '\r';
+    data[65536] = '\n';
+    memcpy(data + n - 5, "y\0z\xc3\xa9", 5);
+    struct run x;
+    run_input(&x, data, n, false, 0);
+    assert_int_equal(x.o, OUTCOME_OK);
+    assert_int_equal(x.body_len, (off_t)(n - 11 + 2 - 1));
+    assert_memory_equal(x.body + 65535 - 11, "\r\nxx", 4);
+    assert_memory_equal(x.body + x.body_len - 6, "yz\xc3\xa9\r\n", 6);
+    assert_int_equal(x.in.nul_removed, 1);
+    assert_true(x.in.body_8bit);
+    assert_true(x.in.body_utf8);
+    assert_int_equal(x.in.longest_line, 65535 - 11);
+    run_free(&x);
+    free(data);
+}
+
 /* 64 MB of body through a pipe: the process must not grow with it. */
 static void test_bounded_memory(void **state)
 {
@@ -318,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_nul_in_body_removed),
         cmocka_unit_test(test_header_cap),
         cmocka_unit_test(test_eightbit_and_longest),
+        cmocka_unit_test(test_crlf_across_reads),
         cmocka_unit_test(test_bounded_memory),
     };
     return TESTLIB_RUN(tests);
