@@ -121,15 +121,21 @@ static void queue_random_hex(char *out, size_t nhex)
     out[nhex] = '\0';
 }
 
-/* "20261128194954-0123456789ab": UTC creation time, then 48 random bits. */
+/*
+ * "20261128194954-0c35a-1f2e3d4c5b": UTC creation time, microseconds (hex),
+ * then 40 random bits.  Ids sort in arrival order.
+ */
 static void queue_id_new(time_t now, char id[QUEUE_ID_MAX])
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&now, &tm);
     size_t n = strftime(id, QUEUE_ID_MAX, "%Y%m%d%H%M%S-", &tm);
     if (n == 0)
         n = (size_t)snprintf(id, QUEUE_ID_MAX, "%lld-", (long long)now);
-    queue_random_hex(id + n, 12);
+    n += (size_t)snprintf(id + n, QUEUE_ID_MAX - n, "%05lx-", (long)(ts.tv_nsec / 1000) & 0xfffff);
+    queue_random_hex(id + n, 10);
 }
 
 static void queue_rfc5322_date(time_t t, char *buf, size_t len)
@@ -1383,6 +1389,8 @@ static void queue_put_reason(FILE *out, const struct relay_rcpt *rr)
         }
         fputc(' ', out);
         queue_put_ascii(out, rr->reply.text);
+    } else if (rr->reply.text[0] != '\0') {
+        queue_put_ascii(out, rr->reply.text);
     } else {
         queue_put_ascii(out, result_failure_text(rr->failure));
     }
@@ -1613,28 +1621,28 @@ enum outcome queue_list(struct queue *q, FILE *out, struct result *r)
         if (rc == OUTCOME_NOINPUT)
             continue; /* delivered meanwhile */
         if (shown++ == 0)
-            fprintf(out, "%-28s %9s %6s  %s\n", "-Queue ID-", "--Size--", "-Age-",
+            fprintf(out, "%-30s %9s %6s  %s\n", "-Queue ID-", "--Size--", "-Age-",
                     "-Sender/Recipient-------");
         if (rc != OUTCOME_OK) {
-            fprintf(out, "%-28s (unreadable control file: %s)\n\n", ids[i], why.text);
+            fprintf(out, "%-30s (unreadable control file: %s)\n\n", ids[i], why.text);
             continue;
         }
         char age[32];
         queue_format_age(now - c.created, age, sizeof age);
         long long size = (long long)c.headers_len + (long long)c.body_len;
         bytes += size;
-        fprintf(out, "%-28s %9lld %6s  ", c.id, size, age);
+        fprintf(out, "%-30s %9lld %6s  ", c.id, size, age);
         queue_put_ascii(out, c.sender[0] != '\0' ? c.sender : "<>");
         fputc('\n', out);
         if (c.last_error != NULL) {
-            fprintf(out, "%47s(", "");
+            fprintf(out, "%49s(", "");
             queue_put_ascii(out, c.last_error);
             fputs(")\n", out);
         }
         for (size_t k = 0; k < c.nrcpts; k++) {
             if (c.rcpts[k].state != QUEUE_RCPT_PENDING && c.rcpts[k].state != QUEUE_RCPT_DEFERRED)
                 continue;
-            fprintf(out, "%47s", "");
+            fprintf(out, "%49s", "");
             queue_put_ascii(out, c.rcpts[k].addr);
             fputc('\n', out);
         }
@@ -1715,6 +1723,8 @@ static void queue_describe(const struct relay_reply *reply, enum result_failure 
     if (reply->code != 0)
         snprintf(buf, len, "%d%s%s %s", reply->code, reply->enh[0] != '\0' ? " " : "", reply->enh,
                  reply->text);
+    else if (reply->text[0] != '\0')
+        snprintf(buf, len, "%s", reply->text);
     else if (fallback != NULL && fallback[0] != '\0')
         snprintf(buf, len, "%s", fallback);
     else
