@@ -262,5 +262,46 @@ class PasswordCommand(Base):
         self.assertEqual(m["rcpt_tos"], ["b@example.org"])
 
 
+class Sample(Base):
+    """etc/postie.conf.sample is installed as the configuration: it must parse,
+    and so must each account it shows once uncommented."""
+
+    SAMPLE = os.path.join(os.environ.get("POSTIE_SRCDIR") or
+                          os.path.dirname(os.path.dirname(os.path.dirname(
+                              os.path.abspath(__file__)))), "etc", "postie.conf.sample")
+
+    def blocks(self):
+        with open(self.SAMPLE) as f:
+            lines = f.read().splitlines()
+        out, cur = [], None
+        for line in lines:
+            if line.startswith("#account "):
+                cur = []
+            if cur is not None:
+                self.assertTrue(line.startswith("#"), line)
+                cur.append(line[1:])
+                if line == "#}":
+                    out.append("\n".join(cur) + "\n")
+                    cur = None
+        return out
+
+    def test_sample_as_is(self):
+        with open(self.SAMPLE) as f:
+            text = f.read()
+        path = self.write(text.replace('#queue_dir = "/var/spool/postie"', 'queue_dir = ""'))
+        res = self.postie(["-bp"], config=path)
+        self.assertEqual(res.returncode, EX_OK, res)
+        self.assertIn("Mail queue is empty", res.out)
+
+    def test_every_example_account_parses(self):
+        blocks = self.blocks()
+        self.assertGreaterEqual(len(blocks), 6)
+        for block in blocks:
+            with self.subTest(block=block.splitlines()[1]):
+                path = self.write('queue_dir = ""\n' + block)
+                res = self.postie(["-bp"], config=path)
+                self.assertEqual(res.returncode, EX_OK, res)
+
+
 if __name__ == "__main__":
     unittest.main()
