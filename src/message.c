@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,8 +75,17 @@ static void message_edit_headers(const struct message_params *p, const struct en
     header_keep_first(h, "From");
     header_keep_first(h, "Sender");
     envelope_qualify_headers(h, domain);
-    if (header_find(h, "To", 0) == h->n && header_find(h, "Cc", 0) == h->n)
+    /* no visible recipient left (none, or only empty To:/Cc: fields): say so */
+    bool visible = false;
+    for (size_t i = 0; i < h->n && !visible; i++) {
+        visible = (strcasecmp(h->v[i].name, "To") == 0 || strcasecmp(h->v[i].name, "Cc") == 0) &&
+                  h->v[i].value[0] != '\0';
+    }
+    if (!visible) {
+        header_remove(h, "To");
+        header_remove(h, "Cc");
         header_add(h, "To", "undisclosed-recipients:;");
+    }
     if (header_find(h, "From", 0) == h->n) {
         char *addr;
         if (env->sender[0] != '\0') {

@@ -170,6 +170,14 @@ class MessageTests(unittest.TestCase):
                                 b"From: %s@box.example" % USER.encode()])
         self.assertNotIn(b"a@example.org", m["data"])
 
+    def test_empty_to_with_bcc_becomes_undisclosed(self):
+        # PHP mail() with an empty To and the real recipient in Bcc
+        _, m = self.send(["-t", "-i"], b"To: \r\nSubject: s\r\nBcc: x@example.org\r\n\r\nb\r\n")
+        self.assertEqual(m["rcpt_tos"], ["x@example.org"])
+        head, _ = split(m["data"])
+        self.assertEqual(without_generated(head, self)[:2],
+                         [b"Subject: s", b"To: undisclosed-recipients:;"])
+
     def test_repeated_to_and_cc_merged(self):
         _, m = self.send(["-t"], eml("repeated-to-merged.eml"))
         self.assertEqual(m["rcpt_tos"], ["a@example.org", "b@example.org", "c@example.org",
