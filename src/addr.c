@@ -434,7 +434,7 @@ static long addr_at_sign(const char *a)
         else if (a[i] == '"')
             q = !q;
         else if (!q && a[i] == '@')
-            at = i;
+            return i; /* the local part never holds an unquoted '@' */
     }
     return at;
 }
@@ -442,6 +442,38 @@ static long addr_at_sign(const char *a)
 bool addr_is_bare(const char *addr)
 {
     return addr_at_sign(addr) < 0;
+}
+
+/* NULL when d is a usable domain: a literal "[...]" or dot-separated labels
+ * of letters, digits, '-' and '_' (RFC 5321 Domain, with the underscore
+ * real host names use). */
+static const char *addr_domain_problem(const char *d)
+{
+    size_t n = strlen(d);
+    if (d[0] == '[') {
+        if (n < 3 || d[n - 1] != ']' || strpbrk(d + 1, "[\\") != NULL ||
+            strchr(d + 1, ']') != d + n - 1)
+            return "bad domain literal";
+        return NULL;
+    }
+    size_t label = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)d[i];
+        if (c == '.') {
+            if (label == 0)
+                return "empty label in the domain";
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '_') {
+            if (++label > 63)
+                return "domain label longer than 63 octets";
+        } else {
+            return "bad character in the domain";
+        }
+    }
+    if (label == 0)
+        return "empty label in the domain";
+    return NULL;
 }
 
 enum outcome addr_validate(const char *addr, struct result *r)
@@ -487,8 +519,8 @@ enum outcome addr_validate(const char *addr, struct result *r)
         why = "local part longer than 64 octets";
     if (why == NULL && len > ADDR_MAX)
         why = "longer than 254 octets";
-    if (why == NULL && at >= 0 && strchr(addr + at + 1, '"') != NULL)
-        why = "quote in the domain";
+    if (why == NULL && at >= 0)
+        why = addr_domain_problem(addr + at + 1);
     if (why == NULL)
         return OUTCOME_OK;
     char buf[80];

@@ -139,6 +139,14 @@ static void test_validate(void **state)
     check_invalid("", "empty");
     check_invalid("@x", "empty local part");
     check_invalid("a@", "empty domain");
+    check_invalid("a@b@c.example", "bad character in the domain");
+    check_invalid("a@x..example", "empty label");
+    check_invalid("a@x.example.", "empty label");
+    check_invalid("a@\"x\".example", "misplaced quote");
+    check_invalid("a@[1.2.3.4", "bad domain literal");
+    check_valid("a@[IPv6:2001:db8::1]");
+    check_valid("a@my_host.example");
+    check_valid("\"a@b\"@x.example");
     char local[70];
     memset(local, 'a', 65);
     strcpy(local + 65, "@x");
