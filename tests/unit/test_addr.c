@@ -154,6 +154,8 @@ static void test_validate(void **state)
     char longaddr[300];
     memset(longaddr, 'b', sizeof longaddr);
     memcpy(longaddr, "a@", 2);
+    for (size_t i = 50; i < sizeof longaddr; i += 50)
+        longaddr[i] = '.'; /* labels within 63 octets */
     longaddr[255] = '\0';
     check_invalid(longaddr, "longer than 254");
     longaddr[254] = '\0';
