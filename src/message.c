@@ -194,6 +194,7 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
         m->message_id = mem_strdup(id < h.n ? h.v[id].value : "");
         m->nul_removed = in.nul_removed;
         m->reencoded = plan == BODY_QP;
+        m->body_8bit = in.body_8bit && plan != BODY_QP;
         m->folded = plan == BODY_FOLD;
     }
     free(rendered);
@@ -204,6 +205,61 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
     if (fd >= 0)
         close(fd);
     return o;
+}
+
+enum outcome message_downgrade(struct message *m, const char *spool_dir, struct result *r)
+{
+    if (!m->body_8bit)
+        return OUTCOME_OK;
+    struct header_block h;
+    enum outcome o = header_parse(m->headers, m->headers_len, &h, r);
+    if (o != OUTCOME_OK)
+        return o;
+    /* body_plan() says QP for single-part text once lines are "too long" */
+    if (body_plan(&h, BODY_LINE_MAX + 1) != BODY_QP) {
+        header_free(&h);
+        return result_set(r, OUTCOME_DATAERR,
+                          "the server does not accept 8-bit data (no 8BITMIME) and the 8-bit "
+                          "body is not single-part text that could be re-encoded");
+    }
+    int nfd = message_spool_open(spool_dir, r);
+    off_t len = 0;
+    char *rendered = NULL;
+    size_t rlen = 0;
+    if (nfd < 0)
+        o = r->outcome;
+    if (o == OUTCOME_OK)
+        o = body_rewrite(BODY_QP, m->body_fd, nfd, &len, r);
+    if (o == OUTCOME_OK) {
+        /* an 8-bit body has a Content-Type by now (message_prepare labels it) */
+        body_label(&h, BODY_QP, true, false);
+        o = header_render(&h, &rendered, &rlen, r);
+    }
+    if (o == OUTCOME_OK && lseek(nfd, 0, SEEK_SET) < 0)
+        o = result_set(r, OUTCOME_IOERR, "cannot rewind the message spool file: %s",
+                       strerror(errno));
+    header_free(&h);
+    if (o != OUTCOME_OK) {
+        free(rendered);
+        if (nfd >= 0)
+            close(nfd);
+        lseek(m->body_fd, 0, SEEK_SET);
+        return o;
+    }
+    close(m->body_fd);
+    m->body_fd = nfd;
+    m->body_len = len;
+    free(m->headers);
+    m->headers = rendered;
+    m->headers_len = rlen;
+    m->body_8bit = false;
+    m->reencoded = true;
+    for (size_t i = 0; i < rlen; i++) {
+        if ((unsigned char)rendered[i] >= 0x80)
+            return OUTCOME_OK;
+    }
+    m->eightbit = false;
+    return OUTCOME_OK;
 }
 
 void message_free(struct message *m)

@@ -33,6 +33,7 @@ struct message {
     size_t nul_removed;  /* NUL octets dropped from the body (already warned about) */
     bool reencoded;      /* the body was re-encoded quoted-printable (long lines) */
     bool folded;         /* over-long body lines were cut at 998 octets */
+    bool body_8bit;      /* 8-bit octets in the body as it will be sent */
 };
 
 struct message_params {
@@ -65,6 +66,17 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
 
 /* Opens an unlinked O_RDWR temporary file in dir (O_TMPFILE). */
 int message_spool_open(const char *dir, struct result *r);
+
+/*
+ * For a server without 8BITMIME: re-encodes an 8-bit single-part text body
+ * quoted-printable (new spool file in spool_dir, headers re-rendered with
+ * Content-Transfer-Encoding: quoted-printable and MIME-Version), so the
+ * message becomes 7-bit.  OUTCOME_OK when the body is now 7-bit (or already
+ * was); OUTCOME_DATAERR when it cannot be converted (multipart or other
+ * non-text 8-bit body) -- m is then unchanged.  8-bit header octets are not
+ * touched (m->eightbit stays true for them).
+ */
+enum outcome message_downgrade(struct message *m, const char *spool_dir, struct result *r);
 
 void message_free(struct message *m);
 

@@ -197,6 +197,68 @@ static void test_label_unlabelled_8bit(void **state)
     header_free(&h);
 }
 
+/* message_prepare() on text, then message_downgrade() for a server without 8BITMIME. */
+static struct message prepare(const char *text, enum outcome want)
+{
+    char *args[] = {"a@example.org"};
+    struct opts o = {.args = args, .nargs = 1, .ignore_dots = true};
+    struct conf c = {.qualify_domain = "box.example", .hostname = "box.example"};
+    struct message_params p = {.opts = &o, .conf = &c, .user = "alice"};
+    struct result r;
+    int in = message_spool_open(NULL, &r);
+    assert_int_equal(write(in, text, strlen(text)), (ssize_t)strlen(text));
+    lseek(in, 0, SEEK_SET);
+    struct message m;
+    assert_int_equal(message_prepare(&p, in, &m, &r), want);
+    close(in);
+    return m;
+}
+
+static char *body_of(const struct message *m)
+{
+    char *b = mem_alloc((size_t)m->body_len + 1);
+    assert_int_equal(pread(m->body_fd, b, (size_t)m->body_len, 0), (ssize_t)m->body_len);
+    return b;
+}
+
+static void test_downgrade(void **state)
+{
+    (void)state;
+    struct result r;
+    struct message m = prepare("Subject: x\n\ncaf\xc3\xa9\n", OUTCOME_OK);
+    assert_true(m.eightbit);
+    assert_true(m.body_8bit);
+    assert_non_null(strstr(m.headers, "Content-Transfer-Encoding: 8bit\r\n"));
+    assert_int_equal(message_downgrade(&m, NULL, &r), OUTCOME_OK);
+    assert_false(m.eightbit);
+    assert_false(m.body_8bit);
+    assert_non_null(strstr(m.headers, "Content-Type: text/plain; charset=utf-8\r\n"));
+    assert_non_null(strstr(m.headers, "Content-Transfer-Encoding: quoted-printable\r\n"));
+    assert_null(strstr(m.headers, "8bit"));
+    assert_int_equal(lseek(m.body_fd, 0, SEEK_CUR), 0);
+    char *b = body_of(&m);
+    assert_string_equal(b, "caf=C3=A9\r\n");
+    free(b);
+    message_free(&m);
+
+    /* 8-bit multipart cannot be converted; the message is left as it was */
+    m = prepare("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\xe9\n--b--\n",
+                OUTCOME_OK);
+    char *before = mem_strdup(m.headers);
+    assert_int_equal(message_downgrade(&m, NULL, &r), OUTCOME_DATAERR);
+    assert_string_equal(m.headers, before);
+    assert_true(m.body_8bit);
+    free(before);
+    message_free(&m);
+
+    /* 7-bit: nothing to do */
+    m = prepare("Subject: x\n\nplain\n", OUTCOME_OK);
+    assert_false(m.eightbit);
+    assert_int_equal(message_downgrade(&m, NULL, &r), OUTCOME_OK);
+    assert_false(m.reencoded);
+    message_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_fold),
         cmocka_unit_test(test_label_qp),
         cmocka_unit_test(test_label_unlabelled_8bit),
+        cmocka_unit_test(test_downgrade),
     };
     return TESTLIB_RUN(tests);
 }
