@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "log.h"
 #include "mem.h"
 #include "message.h"
@@ -43,9 +44,6 @@
 /* RFC 3461: ENVID and ORCPT values are at most 100 and 500 octets of xtext. */
 #define SMTPD_ENVID_MAX 100
 #define SMTPD_ORCPT_MAX 500
-/* RFC 5321 path: 256 octets with the angle brackets. */
-#define SMTPD_PATH_MAX  254
-#define SMTPD_LOCAL_MAX 64
 /* Replies are kept under the 512-octet reply line limit. */
 #define SMTPD_TEXT_MAX 400
 /* After this many rejected commands the conversation ends with 421. */
@@ -296,96 +294,21 @@ static bool smtpd_xtext_ok(const char *text)
 }
 
 /*
- * Checks an address from MAIL FROM or RCPT TO: printable ASCII (no SMTPUTF8
- * is offered), spaces only inside a quoted local part, no '<' or '>', quotes
- * balanced and followed only by '@', a plain domain or address literal, and
- * the RFC 5321 length limits.  Returns NULL or the reason.
+ * Parses "<path>" at *p (after "FROM:" or "TO:" and optional spaces): the
+ * closing '>' is found outside quoted strings, a source route ("@a,@b:") is
+ * dropped, and a non-empty address must pass addr_validate() (printable
+ * ASCII, no SMTPUTF8 offered, RFC 5321 lengths).  On success *addr is a new
+ * string and *p points after '>'; otherwise why says what is wrong.
  */
-static const char *smtpd_check_address(const char *a, size_t len)
-{
-    if (len > SMTPD_PATH_MAX)
-        return "address too long";
-    bool quoted = false;
-    size_t at = len;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)a[i];
-        if (c >= 0x80)
-            return "8-bit characters in address (SMTPUTF8 is not offered)";
-        if (c == '\0' || c == '\r' || c == '\n')
-            return "control characters in address";
-        if (c == '<' || c == '>')
-            return "'<' or '>' in address";
-        if (quoted) {
-            if (c == '\\') {
-                if (i + 1 >= len || (unsigned char)a[i + 1] < 0x20 ||
-                    (unsigned char)a[i + 1] > 0x7e)
-                    return "bad quoted pair in address";
-                i++;
-            } else if (c == '"') {
-                quoted = false;
-                if (i + 1 < len && a[i + 1] != '@')
-                    return "text after the quoted local part";
-            } else if (c < 0x20 || c == 0x7f) {
-                return "control characters in address";
-            }
-            continue;
-        }
-        if (c <= 0x20 || c == 0x7f)
-            return "space or control character in address";
-        if (c == '"') {
-            if (i != 0)
-                return "quote inside the local part";
-            quoted = true;
-        } else if (c == '@' && at == len) {
-            at = i;
-            break;
-        }
-    }
-    if (quoted)
-        return "unbalanced quote in address";
-    if (at == len)
-        return NULL; /* a bare name: aliased and qualified later */
-    if (at == 0)
-        return "empty local part";
-    if (at > SMTPD_LOCAL_MAX)
-        return "local part longer than 64 octets";
-    const char *dom = a + at + 1;
-    size_t dlen = len - at - 1;
-    if (dlen == 0)
-        return "empty domain";
-    if (dom[0] == '[') {
-        if (dom[dlen - 1] != ']' || dlen < 3)
-            return "bad address literal";
-        for (size_t i = 1; i + 1 < dlen; i++) {
-            unsigned char c = (unsigned char)dom[i];
-            if (c == '[' || c == ']' || c == '\\' || c <= ' ' || c >= 0x7f)
-                return "bad address literal";
-        }
-        return NULL;
-    }
-    for (size_t i = 0; i < dlen; i++) {
-        char c = dom[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '-' || (c == '.' && i > 0 && i + 1 < dlen && dom[i + 1] != '.');
-        if (!ok)
-            return "bad character in domain";
-    }
-    return NULL;
-}
-
-/*
- * Parses "<path>" at *p (after "FROM:" or "TO:" and optional spaces):
- * the closing '>' is found outside quoted strings, a source route
- * ("@a,@b:") is dropped.  On success *addr is a new string, *p points after
- * '>' and NULL is returned; otherwise the reason.
- */
-static const char *smtpd_parse_path(const char **p, char **addr)
+static bool smtpd_parse_path(const char **p, char **addr, struct result *why)
 {
     const char *s = *p;
     while (*s == ' ')
         s++;
-    if (*s != '<')
-        return "address must be enclosed in <>";
+    if (*s != '<') {
+        result_set(why, OUTCOME_DATAERR, "address must be enclosed in <>");
+        return false;
+    }
     s++;
     const char *start = s;
     bool quoted = false;
@@ -399,21 +322,27 @@ static const char *smtpd_parse_path(const char **p, char **addr)
         else
             s++;
     }
-    if (*s != '>')
-        return "missing '>' after the address";
+    if (*s != '>') {
+        result_set(why, OUTCOME_DATAERR, "missing '>' after the address");
+        return false;
+    }
     const char *end = s;
     if (*start == '@') {
         const char *colon = memchr(start, ':', (size_t)(end - start));
-        if (colon == NULL)
-            return "bad source route";
+        if (colon == NULL) {
+            result_set(why, OUTCOME_DATAERR, "bad source route");
+            return false;
+        }
         start = colon + 1;
     }
-    const char *why = smtpd_check_address(start, (size_t)(end - start));
-    if (why != NULL)
-        return why;
-    *addr = mem_strndup(start, (size_t)(end - start));
+    char *a = mem_strndup(start, (size_t)(end - start));
+    if (a[0] != '\0' && addr_validate(a, why) != OUTCOME_OK) {
+        free(a);
+        return false;
+    }
+    *addr = a;
     *p = end + 1;
-    return NULL;
+    return true;
 }
 
 /*
@@ -548,9 +477,9 @@ static void smtpd_cmd_mail(struct smtpd *s)
         return;
     }
     char *addr = NULL;
-    const char *why = smtpd_parse_path(&p, &addr);
-    if (why != NULL) {
-        smtpd_error(s, "501 5.1.7 Bad sender address syntax: %s", why);
+    struct result why;
+    if (!smtpd_parse_path(&p, &addr, &why)) {
+        smtpd_error(s, "501 5.1.7 Bad sender address syntax: %s", why.text);
         return;
     }
     if (*p != '\0' && *p != ' ') {
@@ -640,13 +569,15 @@ static void smtpd_cmd_rcpt(struct smtpd *s)
         return;
     }
     char *addr = NULL;
-    const char *why = smtpd_parse_path(&p, &addr);
-    if (why == NULL && addr[0] == '\0') {
+    struct result why;
+    bool ok = smtpd_parse_path(&p, &addr, &why);
+    if (ok && addr[0] == '\0') {
         free(addr);
-        why = "empty address";
+        ok = false;
+        result_set(&why, OUTCOME_DATAERR, "empty address");
     }
-    if (why != NULL) {
-        smtpd_error(s, "501 5.1.3 Bad recipient address syntax: %s", why);
+    if (!ok) {
+        smtpd_error(s, "501 5.1.3 Bad recipient address syntax: %s", why.text);
         return;
     }
     if (*p != '\0' && *p != ' ') {
