@@ -61,6 +61,15 @@ struct bridge {
     bool thread_running;
     bool stopped;
     atomic_bool cut;        /* bridge_cut(): forward nothing more to the server */
+    atomic_bool verify;     /* bridge_verify_only() */
+    /* -bv state, relay thread only */
+    bool v_txn;             /* a MAIL FROM was forwarded */
+    bool v_held;            /* DATA/BDAT reached: nothing more goes upstream */
+    size_t v_cmds;          /* MAIL + RCPT commands forwarded */
+    size_t v_replies;       /* final reply lines received since MAIL */
+    size_t v_tail;          /* an incomplete command line kept at the start of up */
+    size_t v_linepos;       /* position in the current reply line */
+    char v_head[4];         /* first bytes of the current reply line */
     /* pending bytes for libESMTP before anything from the server (STARTTLS greeting) */
     char greeting[600];
     size_t greeting_len;
@@ -649,6 +658,66 @@ static ssize_t bridge_remote_io(struct bridge *b, bool writing, void *buf, size_
     }
 }
 
+static bool bridge_verb_is(const char *line, size_t len, const char *verb)
+{
+    size_t n = strlen(verb);
+    return len >= n && strncasecmp(line, verb, n) == 0;
+}
+
+/*
+ * -bv, upstream: buf[0..len) holds what libESMTP wrote (after a kept partial
+ * line).  Returns how many bytes may be forwarded: whole command lines up to
+ * the first DATA/BDAT after MAIL.  A trailing partial line is kept in
+ * b->v_tail for the next read; everything from DATA/BDAT on is dropped.
+ */
+static size_t bridge_verify_upstream(struct bridge *b, char *buf, size_t len)
+{
+    b->v_tail = 0;
+    if (b->v_held)
+        return 0;
+    size_t start = 0;
+    while (start < len) {
+        char *nl = memchr(buf + start, '\n', len - start);
+        if (nl == NULL)
+            break;
+        size_t end = (size_t)(nl - buf) + 1;
+        const char *l = buf + start;
+        size_t ll = end - start;
+        if (bridge_verb_is(l, ll, "MAIL ")) {
+            b->v_txn = true;
+            b->v_cmds = 1;
+            b->v_replies = 0;
+        } else if (b->v_txn && bridge_verb_is(l, ll, "RCPT ")) {
+            b->v_cmds++;
+        } else if (b->v_txn && (bridge_verb_is(l, ll, "DATA") || bridge_verb_is(l, ll, "BDAT"))) {
+            b->v_held = true;
+            return start;
+        }
+        start = end;
+    }
+    if (start < len && len == BRIDGE_BUF_L2R && start == 0)
+        return len; /* a "line" longer than the buffer: not a command of ours */
+    b->v_tail = len - start;
+    return start;
+}
+
+/* -bv, downstream: counts final reply lines ("250 ...") after MAIL. */
+static void bridge_verify_downstream(struct bridge *b, const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (c == '\n') {
+            if (b->v_linepos >= 3 && (b->v_linepos == 3 || b->v_head[3] != '-'))
+                b->v_replies++;
+            b->v_linepos = 0;
+            continue;
+        }
+        if (b->v_linepos < sizeof b->v_head)
+            b->v_head[b->v_linepos] = c == '\r' ? ' ' : c;
+        b->v_linepos++;
+    }
+}
+
 static void *bridge_thread(void *arg)
 {
     struct bridge *b = arg;
@@ -677,6 +746,8 @@ static void *bridge_thread(void *arg)
     for (;;) {
         bool progress = false;
 
+        if (b->v_held && b->v_replies >= b->v_cmds && down_len == 0)
+            atomic_store(&b->cut, true); /* -bv: every RCPT answered */
         if (atomic_load(&b->cut)) {
             /* Nothing libESMTP wrote after the cut reaches the server; say QUIT. */
             short want;
@@ -692,6 +763,8 @@ static void *bridge_thread(void *arg)
                 down_len = (size_t)n;
                 down_off = 0;
                 b->bytes_down += (unsigned long long)n;
+                if (b->v_txn)
+                    bridge_verify_downstream(b, down, down_len);
                 progress = true;
             } else if (n == 0) {
                 remote_eof = true;
@@ -724,9 +797,14 @@ static void *bridge_thread(void *arg)
         }
         /* local -> up buffer */
         if (up_len == 0 && !local_eof && !local_read_blocked) {
-            ssize_t n = recv(b->local_fd, up, BRIDGE_BUF_L2R, 0);
+            size_t have = b->v_tail;
+            ssize_t n = recv(b->local_fd, up + have, BRIDGE_BUF_L2R - have, 0);
             if (n > 0) {
-                up_len = (size_t)n;
+                if (atomic_load(&b->verify)) {
+                    up_len = bridge_verify_upstream(b, up, have + (size_t)n);
+                } else {
+                    up_len = (size_t)n;
+                }
                 up_off = 0;
                 progress = true;
             } else if (n == 0) {
@@ -745,8 +823,11 @@ static void *bridge_thread(void *arg)
             if (n > 0) {
                 up_off += (size_t)n;
                 b->bytes_up += (unsigned long long)n;
-                if (up_off == up_len)
+                if (up_off == up_len) {
+                    if (b->v_tail > 0) /* the start of the next command line */
+                        memmove(up, up + up_len, b->v_tail);
                     up_len = up_off = 0;
+                }
                 progress = true;
             } else if (n == -1) {
                 remote_write_blocked = true;
@@ -851,6 +932,8 @@ enum result_failure bridge_open(const struct conf_account *a, const char *ehlo_n
     b->remote_fd = b->listen_fd = b->local_fd = -1;
     b->stop_pipe[0] = b->stop_pipe[1] = -1;
     b->stopped = true; /* nothing to stop until the thread runs */
+    atomic_init(&b->cut, false);
+    atomic_init(&b->verify, false);
     int t = a->timeout > 0 ? a->timeout : 60;
     if (t > 24 * 3600)
         t = 24 * 3600;
@@ -898,6 +981,12 @@ enum result_failure bridge_open(const struct conf_account *a, const char *ehlo_n
 bool bridge_is_secure(const struct bridge *b)
 {
     return b != NULL && b->secure;
+}
+
+void bridge_verify_only(struct bridge *b)
+{
+    if (b != NULL)
+        atomic_store(&b->verify, true);
 }
 
 void bridge_cut(struct bridge *b)

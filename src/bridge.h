@@ -58,6 +58,15 @@ enum bridge_end {
 void bridge_cut(struct bridge *b);
 
 /*
+ * -bv: the relay forwards libESMTP's commands only up to the DATA or BDAT
+ * that follows the RCPTs (libESMTP pipelines it, and sends the message
+ * right after it with CHUNKING); once MAIL and every RCPT are answered it
+ * sends QUIT and hangs up, so no message is ever transferred.  Call it
+ * before smtp_start_session().
+ */
+void bridge_verify_only(struct bridge *b);
+
+/*
  * Stops the relay thread (after it has moved what it still can) and says
  * how the relay ended; why (may be NULL) receives a reason for
  * BRIDGE_END_TIMEOUT and BRIDGE_END_ERROR.  Call it after

@@ -100,7 +100,7 @@ struct relay_session {
     enum result_failure stop; /* why we cut the bridge */
     char stop_text[600];
 
-    bool aborted_data; /* the message callback aborted on purpose (-bv) */
+    bool aborted_data; /* the message callback aborted on purpose */
     struct relay_msg *msgs;
     size_t nmsgs;
 };
@@ -437,8 +437,8 @@ static const char *relay_message_cb(void **ctx, int *len, void *arg)
         c->off = 0;
         return NULL;
     }
-    if (mm->rs->s->verify_only || mm->rs->stop != RESULT_FAIL_NONE) {
-        /* -bv (or a stop): abort before the first byte; nothing is delivered. */
+    if (mm->rs->stop != RESULT_FAIL_NONE) {
+        /* A stop: abort before the first byte; nothing is delivered. */
         mm->rs->aborted_data = true;
         *len = 0;
         errno = ECANCELED;
@@ -905,6 +905,8 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
         setup_ok = relay_add_item(&rs, session, &rs.msgs[i]);
         offered += rs.msgs[i].added;
     }
+    if (setup_ok && s->verify_only)
+        bridge_verify_only(rs.bridge);
 
     enum outcome result = OUTCOME_OK;
     if (!setup_ok) {

@@ -1,3 +1,314 @@
-import sys
-print("placeholder")
-sys.exit(0)
+"""The relay against the test smarthost: faults at every stage (refused
+connection, silence, 421, 4xx/5xx at MAIL, RCPT and DATA, a dropped or
+stalled DATA), CHUNKING/BDAT, 8BITMIME, DSN, many recipients, -bv.  Each
+test asserts the exit status, the message on stderr and what the smarthost
+did or did not receive.  The queue is off (queue_dir = ""), so temporary
+failures exit 75."""
+
+import os
+import time
+import unittest
+
+from harness import Smarthost, TempDir, message, run_postie, write_config
+
+EX_OK, EX_NOUSER, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 67, 69, 75
+
+# A message that already has every header postie would add, so the bytes on
+# the wire must equal the input exactly.
+FULL = (b"From: Alice <alice@client.example>\r\n"
+        b"To: bob@example.org, carol@example.org\r\n"
+        b"Subject: exact bytes\r\n"
+        b"Date: Sat, 28 Nov 2026 12:00:00 +0000\r\n"
+        b"Message-ID: <exact.1@client.example>\r\n"
+        b"\r\n"
+        b"line one\r\n"
+        b".leading dot\r\n"
+        b"..two dots\r\n"
+        b".\r\n"
+        b"\r\n"
+        b"last line\r\n")
+
+
+def big_body(size):
+    line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-_:;!?\r\n"
+    out = bytearray()
+    i = 0
+    while len(out) < size:
+        if i % 97 == 0:
+            out += b"." + line  # dot-stuffing must be undone exactly
+        else:
+            out += line
+        i += 1
+    return bytes(out)
+
+
+class RelayCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = TempDir()
+        self.addCleanup(self.tmp.cleanup)
+        self.dir = self.tmp.path
+
+    def smarthost(self, **kw):
+        sh = Smarthost(self.dir, **kw)
+        self.addCleanup(sh.stop)
+        return sh
+
+    def config(self, sh, **account):
+        acct = {"timeout": 10}
+        acct.update(account)
+        return write_config(self.dir, sh, account=acct, global_={"hostname": "client.example"})
+
+    def send(self, conf, args=("-i", "-t"), stdin=FULL, timeout=60):
+        start = time.monotonic()
+        res = run_postie(list(args), stdin=stdin, config=conf, timeout=timeout)
+        res.elapsed = time.monotonic() - start
+        return res
+
+    def lines(self, sh, prefix):
+        return [l for l in sh.command_lines() if l.upper().startswith(prefix)]
+
+
+class DeliveryTests(RelayCase):
+    def test_exact_bytes_data(self):
+        sh = self.smarthost()
+        res = self.send(self.config(sh), args=("-i", "-t", "-f", "alice@client.example"))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertEqual(m["data"], FULL)
+        self.assertFalse(m["chunked"])
+        self.assertEqual(sorted(m["rcpt_tos"]), ["bob@example.org", "carol@example.org"])
+        self.assertEqual(m["mail_from"], "alice@client.example")  # -f
+        self.assertEqual(m["ehlo"], "client.example")
+        self.assertEqual(self.lines(sh, "DATA"), ["DATA"])
+
+    def test_chunking_bdat_exact_bytes(self):
+        sh = self.smarthost(chunking=True)
+        body = big_body(300 * 1024)
+        msg = FULL.replace(b"last line\r\n", body)
+        res = self.send(self.config(sh), stdin=msg)
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertTrue(m["chunked"])
+        self.assertEqual(len(m["data"]), len(msg))
+        self.assertEqual(m["data"], msg)
+        bdat = self.lines(sh, "BDAT")
+        self.assertGreater(len(bdat), 1)
+        self.assertTrue(bdat[-1].upper().endswith("LAST"), bdat)
+        self.assertEqual(self.lines(sh, "DATA"), [])
+
+    def test_large_message_streams_exactly(self):
+        sh = self.smarthost()
+        body = big_body(6 * 1024 * 1024)
+        msg = FULL.replace(b"last line\r\n", body)
+        res = self.send(self.config(sh), stdin=msg)
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertEqual(m["data"], msg)
+        self.assertIn("SIZE=%d" % len(msg), m["mail_options"])
+
+    def test_eight_bit_body_declared_when_offered(self):
+        sh = self.smarthost()
+        msg = message({"To": "bob@example.org", "Subject": "8bit",
+                       "Content-Type": "text/plain; charset=utf-8",
+                       "Content-Transfer-Encoding": "8bit"}, "Grüße aus Köln\n")
+        res = self.send(self.config(sh), stdin=msg)
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertIn("BODY=8BITMIME", m["mail_options"])
+        self.assertIn("Grüße aus Köln\r\n".encode(), m["data"])
+
+    def test_eight_bit_body_without_8bitmime(self):
+        sh = self.smarthost(no_8bitmime=True)
+        msg = message({"To": "bob@example.org", "Subject": "8bit"}, "Grüße\n")
+        res = self.send(self.config(sh), args=("-i", "-t", "-B8BITMIME"), stdin=msg)
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertFalse([o for o in m["mail_options"] if o.upper().startswith("BODY")])
+
+    def test_seven_bit_body_not_declared(self):
+        sh = self.smarthost()
+        res = self.send(self.config(sh))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertFalse([o for o in m["mail_options"] if o.upper().startswith("BODY")])
+
+    def test_dsn_parameters(self):
+        sh = self.smarthost(dsn=True)
+        res = self.send(self.config(sh), args=("-i", "-t", "-N", "success,failure", "-R", "hdrs",
+                                               "-V", "env+id=1"))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertIn("RET=HDRS", m["mail_options"])
+        self.assertIn("ENVID=env+2Bid+3D1", m["mail_options"])
+        for opts in m["rcpt_options"]:
+            self.assertIn("NOTIFY=SUCCESS,FAILURE", opts)
+
+    def test_null_sender(self):
+        sh = self.smarthost()
+        res = self.send(self.config(sh), args=("-i", "-t", "-f", "<>"))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertEqual(m["mail_from"], "")
+        self.assertIn("MAIL FROM:<>", " ".join(self.lines(sh, "MAIL")))
+
+    def test_many_recipients_one_transaction(self):
+        sh = self.smarthost()
+        rcpts = ["user%03d@example.org" % i for i in range(300)]
+        msg = message({"To": "undisclosed-recipients:;", "Subject": "many"}, "hi\n")
+        res = self.send(self.config(sh), args=["-i"] + rcpts, stdin=msg)
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertEqual(sorted(m["rcpt_tos"]), rcpts)
+        self.assertEqual(len(self.lines(sh, "MAIL")), 1)
+        self.assertEqual(sh.connections(), 1)
+
+
+class ConnectionFaultTests(RelayCase):
+    def test_connection_refused(self):
+        sh = self.smarthost()
+        conf = self.config(sh)
+        sh.stop()
+        res = self.send(conf)
+        self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
+        self.assertIn("Connection refused", res.err)
+
+    def test_silent_server_times_out(self):
+        for tls in ("none", "starttls"):
+            with self.subTest(tls=tls):
+                sh = self.smarthost(silent=True, tls=tls)
+                res = self.send(self.config(sh, timeout=2))
+                self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
+                self.assertRegex(res.err, "(?i)timed out|within 2 seconds")
+                self.assertLess(res.elapsed, 15)
+                self.assertEqual(sh.messages(), [])
+                sh.stop()
+
+    def test_421_greeting(self):
+        for tls in ("none", "starttls", "tls"):
+            with self.subTest(tls=tls):
+                sh = self.smarthost(greeting="421 4.3.2 service not available", tls=tls)
+                res = self.send(self.config(sh))
+                self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
+                self.assertIn("421", res.err)
+                self.assertIn("service not available", res.err)
+                self.assertEqual(sh.command_lines(), [])
+                sh.stop()
+
+    def test_disconnect_mid_data(self):
+        sh = self.smarthost(drop_mid_data=True)
+        res = self.send(self.config(sh), stdin=FULL.replace(b"last line\r\n", big_body(200000)))
+        self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
+        self.assertRegex(res.err, "closed|lost")
+        self.assertEqual(sh.messages(), [])
+        self.assertIn("dropped", [c.get("event") for c in sh.commands()])
+
+    def test_disconnect_mid_bdat(self):
+        sh = self.smarthost(drop_mid_data=True, chunking=True)
+        res = self.send(self.config(sh))
+        self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
+        self.assertEqual(sh.messages(), [])
+
+    def test_stall_mid_data(self):
+        sh = self.smarthost(stall_mid_data=True)
+        res = self.send(self.config(sh, timeout=2))
+        self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
+        self.assertRegex(res.err, "(?i)timed out|within 2 seconds|no reply")
+        self.assertLess(res.elapsed, 20)
+        self.assertEqual(sh.messages(), [])
+
+
+class ReplyTests(RelayCase):
+    def test_mail_5xx(self):
+        sh = self.smarthost(mail_reply="553 5.7.1 sender rejected")
+        res = self.send(self.config(sh))
+        self.assertEqual(res.returncode, EX_UNAVAILABLE, res.err)
+        self.assertIn("sender rejected", res.err)
+        self.assertEqual(sh.messages(), [])
+        self.assertEqual(self.lines(sh, "DATA"), [])
+
+    def test_mail_4xx(self):
+        sh = self.smarthost(mail_reply="451 4.3.0 try later")
+        res = self.send(self.config(sh))
+        self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
+        self.assertIn("try later", res.err)
+        self.assertEqual(sh.messages(), [])
+
+    def test_rcpt_5xx_for_one(self):
+        sh = self.smarthost(rcpt_reply={"carol@example.org": "550 5.1.1 no such user"})
+        res = self.send(self.config(sh))
+        self.assertEqual(res.returncode, EX_NOUSER, res.err)
+        self.assertIn("carol@example.org", res.err)
+        self.assertIn("no such user", res.err)
+        self.assertNotIn("bob@example.org", res.err)
+        [m] = sh.messages()
+        self.assertEqual(m["rcpt_tos"], ["bob@example.org"])
+        self.assertEqual(m["data"], FULL)
+
+    def test_rcpt_5xx_for_all(self):
+        sh = self.smarthost(rcpt_reply={"bob@example.org": "550 5.1.1 no such user",
+                                        "carol@example.org": "550 5.1.1 no such user"})
+        res = self.send(self.config(sh))
+        self.assertIn(res.returncode, (EX_NOUSER, EX_UNAVAILABLE), res.err)
+        self.assertIn("bob@example.org", res.err)
+        self.assertIn("carol@example.org", res.err)
+        self.assertEqual(sh.messages(), [])
+
+    def test_rcpt_4xx_for_one(self):
+        sh = self.smarthost(rcpt_reply={"carol@example.org": "450 4.2.0 mailbox busy"})
+        res = self.send(self.config(sh))
+        self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
+        self.assertIn("mailbox busy", res.err)
+        [m] = sh.messages()
+        self.assertEqual(m["rcpt_tos"], ["bob@example.org"])
+
+    def test_data_5xx(self):
+        sh = self.smarthost(data_reply="554 5.6.0 content rejected")
+        res = self.send(self.config(sh))
+        self.assertEqual(res.returncode, EX_UNAVAILABLE, res.err)
+        self.assertIn("content rejected", res.err)
+        self.assertEqual(sh.messages(), [])
+        self.assertIn("data-reply", [c.get("event") for c in sh.commands()])
+
+    def test_data_4xx(self):
+        sh = self.smarthost(data_reply="451 4.3.0 local problem")
+        res = self.send(self.config(sh))
+        self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
+        self.assertIn("local problem", res.err)
+        self.assertEqual(sh.messages(), [])
+
+    def test_bdat_5xx(self):
+        sh = self.smarthost(chunking=True, data_reply="554 5.6.0 content rejected")
+        res = self.send(self.config(sh))
+        self.assertEqual(res.returncode, EX_UNAVAILABLE, res.err)
+        self.assertIn("content rejected", res.err)
+        self.assertEqual(sh.messages(), [])
+
+
+class VerifyTests(RelayCase):
+    def test_bv_sends_no_message(self):
+        sh = self.smarthost(rcpt_reply={"nobody@example.org": "550 5.1.1 no such user"})
+        conf = self.config(sh)
+        res = run_postie(["-bv", "bob@example.org"], config=conf)
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        self.assertIn("bob@example.org", res.out)
+        self.assertIn("deliverable", res.out)
+        res = run_postie(["-bv", "bob@example.org", "nobody@example.org"], config=conf)
+        self.assertEqual(res.returncode, EX_NOUSER, res.err)
+        self.assertIn("no such user", res.out)
+        self.assertEqual(sh.messages(), [])
+        rcpts = self.lines(sh, "RCPT")
+        self.assertEqual(len(rcpts), 3)
+        self.assertEqual(self.lines(sh, "BDAT"), [])
+        self.assertEqual(self.lines(sh, "DATA"), [])
+
+    def test_bv_with_chunking_sends_no_bdat(self):
+        sh = self.smarthost(chunking=True)
+        res = run_postie(["-bv", "bob@example.org"], config=self.config(sh))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        self.assertEqual(sh.messages(), [])
+        self.assertEqual(self.lines(sh, "BDAT"), [])
+        self.assertEqual(self.lines(sh, "DATA"), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
