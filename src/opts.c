@@ -214,7 +214,8 @@ static enum outcome opts_apply_value(struct opts *o, char flag, const char *v, s
         }
         why = opts_address_problem(v, false);
         if (why != NULL)
-            return result_set(r, OUTCOME_USAGE, "invalid sender for -%c: %s", flag, why);
+            return result_set(r, OUTCOME_USAGE, "invalid sender for -%c \"%.60s%s\": %s", flag, v,
+                              strlen(v) > 60 ? "..." : "", why);
         o->sender = v;
         return OUTCOME_OK;
     case 'F':
@@ -395,8 +396,10 @@ static enum outcome opts_build_args(struct opts *o, char **pos, const bool *afte
         for (size_t k = first; k < n; k++) {
             const char *why = opts_address_problem(arr[k], after_dashdash[i]);
             if (why != NULL) {
+                result_set(r, OUTCOME_USAGE, "invalid recipient argument \"%.60s%s\": %s", arr[k],
+                           strlen(arr[k]) > 60 ? "..." : "", why);
                 free(arr);
-                return result_set(r, OUTCOME_USAGE, "invalid recipient argument: %s", why);
+                return OUTCOME_USAGE;
             }
         }
     }

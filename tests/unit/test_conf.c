@@ -671,6 +671,79 @@ static void test_load_user_file(void **state)
     free(home);
 }
 
+/*
+ * While privileged (setgid: effective group != real group) ${VAR} is refused,
+ * -C is refused (main drops the group first) and ~/.config is not read.
+ * Root can play the setgid role with setegid(); others check the plain case.
+ */
+static void test_privileged(void **state)
+{
+    (void)state;
+    struct conf c;
+    struct result r;
+    if (geteuid() != 0) {
+        assert_int_equal(getegid(), getgid());
+        parse_ok("hostname = \"${POSTIE_UNSET_VAR:-ok.example}\"\n", &c);
+        assert_string_equal(c.hostname, "ok.example");
+        conf_free(&c);
+        return;
+    }
+    char *home = mem_printf("%s/privhome", tmpdir);
+    char *cmd = mem_printf("mkdir -p '%s/.config/postie' && echo 'bogus = 1' > "
+                           "'%s/.config/postie/postie.conf'",
+                           home, home);
+    assert_int_equal(system(cmd), 0);
+    char *saved = getenv("HOME") != NULL ? mem_strdup(getenv("HOME")) : NULL;
+    setenv("HOME", home, 1);
+    char *path = write_file("priv.conf", "hostname = a.example\n", 0600);
+
+    assert_int_equal(setegid(65534), 0);
+    enum outcome o1 = parse("\nhostname = \"${HOME}\"\n", &c, &r);
+    char t1[RESULT_TEXT_MAX];
+    snprintf(t1, sizeof t1, "%s", r.text);
+    enum outcome o2 = parse("# ${HOME} in a comment\nqueue_dir = '${HOME}'\n", &c, &r);
+    struct conf c2;
+    enum outcome o3 = parse("queue_dir = /srv/${X}/q\n", &c2, &r);
+    char t3[RESULT_TEXT_MAX];
+    snprintf(t3, sizeof t3, "%s", r.text);
+    struct conf c4;
+    enum outcome o4 = conf_load(path, &c4, &r);
+    char t4[RESULT_TEXT_MAX];
+    snprintf(t4, sizeof t4, "%s", r.text);
+    struct conf c5;
+    enum outcome o5 = conf_load(NULL, &c5, &r);
+    assert_int_equal(setegid(0), 0);
+
+    assert_int_equal(o1, OUTCOME_CONFIG);
+    assert_string_equal(t1, "test.conf:2: ${...} environment expansion is not allowed while "
+                            "postie runs with the setgid group");
+    assert_int_equal(o2, OUTCOME_OK);
+    assert_string_equal(c.queue_dir, "${HOME}");
+    conf_free(&c);
+    assert_int_equal(o3, OUTCOME_CONFIG);
+    assert_non_null(strstr(t3, "test.conf:1: ${...}"));
+    assert_int_equal(o4, OUTCOME_CONFIG);
+    assert_non_null(strstr(t4, "refusing to read"));
+    /* the user file (which does not parse) was not read */
+    if (o5 == OUTCOME_OK) {
+        if (c5.path != NULL)
+            assert_string_equal(c5.path, SYSCONFDIR "/postie.conf");
+        conf_free(&c5);
+    } else {
+        assert_null(strstr(r.text, "privhome"));
+    }
+
+    if (saved != NULL) {
+        setenv("HOME", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("HOME");
+    }
+    free(path);
+    free(cmd);
+    free(home);
+}
+
 /* ----------------------------------------------------------------- passwords */
 
 static double now(void)
@@ -822,6 +895,7 @@ int main(void)
         cmocka_unit_test(test_load_error_names_file),
         cmocka_unit_test(test_load_ownership),
         cmocka_unit_test(test_load_user_file),
+        cmocka_unit_test(test_privileged),
         cmocka_unit_test(test_password_key),
         cmocka_unit_test(test_password_command_ok),
         cmocka_unit_test(test_password_command_daemon),
