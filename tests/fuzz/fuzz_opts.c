@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (r.text[0] == '\0' || strchr(r.text, '\n') != NULL) {
         abort();
     }
-    /* o.args: see opts.h for ownership (points into argv or is released here) */
+    opts_free(&o);
     free(buf);
     return 0;
 }

@@ -10,6 +10,13 @@
 #             regression run, a few seconds in all.
 #   TARGET    fuzz_conf, fuzz_opts, ... (default: every tests/fuzz/fuzz_*.c).
 #
+# FUZZ_KEEP_GOING=1 runs libFuzzer in fork mode (-fork=1 -ignore_crashes=1):
+# a crash is saved and fuzzing goes on for the whole time.
+#
+# Committed reproducers (tests/fuzz/crashes/TARGET/*, except *.md notes) are
+# replayed before each target runs; one that still fails makes the exit
+# status 1 (fuzzing goes on).
+#
 # Each target is linked with clang -fsanitize=fuzzer,address,undefined against
 # all of src/*.c except main.c.  Targets run one after the other.  New inputs
 # go to BUILDDIR/fuzz/corpus/TARGET (the committed seeds are read, never
@@ -97,9 +104,9 @@ for t in $targets; do
         # shellcheck disable=SC2086
         if ! "$bin" $common -runs=1 $repro >"$out/$t.replay.log" 2>&1; then
             echo "== $t: a committed reproducer still fails, see $out/$t.replay.log" >&2
-            tail -n 30 "$out/$t.replay.log" >&2
+            grep -E 'ERROR|SUMMARY|Running:|in (LLVMFuzzerTestOneInput|fuzz_)' \
+                "$out/$t.replay.log" | head -n 20 >&2
             status=1
-            continue
         fi
     fi
     if [ "$seconds" -eq 0 ]; then
@@ -113,13 +120,19 @@ for t in $targets; do
         continue
     fi
     echo "== $t: fuzzing for $seconds s (log: $out/$t.log)"
+    keep=
+    [ "${FUZZ_KEEP_GOING:-0}" = 1 ] && keep="-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1"
+    stamp=$out/$t.start
+    : >"$stamp"
     # shellcheck disable=SC2086
-    if "$bin" $common $dict -max_len=65536 -max_total_time="$seconds" -print_final_stats=1 \
-        -close_fd_mask=3 "$work" "$seeds" >"$out/$t.log" 2>&1; then
-        grep -E '^stat::number_of_executed_units|^#[0-9]+.*DONE' "$out/$t.log" | tail -n 2
+    if "$bin" $common $dict $keep -max_len=65536 -max_total_time="$seconds" -print_final_stats=1 \
+        -close_fd_mask=3 "$work" "$seeds" >"$out/$t.log" 2>&1 &&
+        [ -z "$(find "$art" -type f -newer "$stamp" | head -n1)" ]; then
+        grep -E '^stat::number_of_executed_units|DONE|cov:' "$out/$t.log" | tail -n 1
     else
         echo "== $t: CRASHED, reproducer in $art/, log $out/$t.log" >&2
         grep -E 'ERROR|SUMMARY|Test unit written' "$out/$t.log" >&2 || tail -n 30 "$out/$t.log" >&2
+        find "$art" -type f -newer "$stamp" >&2
         status=1
     fi
 done

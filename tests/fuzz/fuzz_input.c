@@ -1,0 +1,98 @@
+/*
+ * fuzz_input.c - libFuzzer target: the input normalizer (src/input.c), then
+ * the header parser on what it produced (the real pipeline order).
+ *
+ * The first input byte chooses the parameters (bit 0: -i, bit 1: a small
+ * header cap); the rest is the message, fed through a memfd.  Oracles: the
+ * body spool is canonical CRLF with no NUL; body_len is what was written;
+ * without -i no body line is a lone "."; the header block is CRLF lines
+ * with no empty line and no NUL, and header_parse() accepts it.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "header.h"
+#include "input.h"
+#include "result.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void fuzz_input_check_crlf(const char *s, size_t len, bool body, bool ignore_dots)
+{
+    size_t line = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\0')
+            abort();
+        if (s[i] == '\r') {
+            if (i + 1 >= len || s[i + 1] != '\n')
+                abort();
+            if (!body && line == 0)
+                abort(); /* empty line inside the header block */
+            if (body && !ignore_dots && line == 1 && s[i - 1] == '.')
+                abort(); /* a lone dot should have ended the input */
+            line = 0;
+            i++;
+        } else if (s[i] == '\n') {
+            abort();
+        } else {
+            line++;
+        }
+    }
+    if (line != 0)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    struct input_params p = {.ignore_dots = data[0] & 1, .header_max = (data[0] & 2) ? 512 : 0};
+    data++;
+    size--;
+
+    int in = memfd_create("fuzz-input", 0);
+    int body = memfd_create("fuzz-body", 0);
+    if (in < 0 || body < 0)
+        abort();
+    if (size > 0 && write(in, data, size) != (ssize_t)size)
+        abort();
+    lseek(in, 0, SEEK_SET);
+
+    struct input_result res;
+    struct result r;
+    result_clear(&r);
+    memset(&res, 0, sizeof res);
+    if (input_read(in, body, &p, &res, &r) == OUTCOME_OK) {
+        off_t end = lseek(body, 0, SEEK_END);
+        if (end != res.body_len)
+            abort();
+        char *b = malloc((size_t)end + 1);
+        if (b == NULL || pread(body, b, (size_t)end, 0) != end)
+            abort();
+        fuzz_input_check_crlf(b, (size_t)end, true, p.ignore_dots);
+        free(b);
+        /* input.h promises "" for no headers; NULL with length 0 (after a lone
+         * mbox "From " line) is tolerated: header_parse() accepts it */
+        if (res.headers == NULL ? res.headers_len != 0 : strlen(res.headers) != res.headers_len)
+            abort();
+        if (res.headers != NULL)
+            fuzz_input_check_crlf(res.headers, res.headers_len, false, true);
+        struct header_block h = {0};
+        result_clear(&r);
+        if (header_parse(res.headers, res.headers_len, &h, &r) != OUTCOME_OK)
+            abort(); /* input.c's header block must suit header.c */
+        header_free(&h);
+        input_result_free(&res);
+    } else if (r.text[0] == '\0' || strpbrk(r.text, "\r\n") != NULL) {
+        abort();
+    }
+    close(in);
+    close(body);
+    return 0;
+}
