@@ -14,6 +14,7 @@
 #include "smtpd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -1021,19 +1022,25 @@ static enum outcome smtpd_deliver_submit(void *arg, int fd, const struct smtpd_e
     return rc;
 }
 
+/*
+ * Where DATA is spooled before submit_run() reads it: the queue directory
+ * when this process may write there (the message ends up on that file
+ * system anyway), else $TMPDIR (never trusted while privileged) or /tmp.
+ */
+static const char *smtpd_spool_dir(const struct conf *c)
+{
+    if (c->queue_dir != NULL && c->queue_dir[0] != '\0' &&
+        faccessat(AT_FDCWD, c->queue_dir, W_OK | X_OK, AT_EACCESS) == 0)
+        return c->queue_dir;
+    const char *t = privs_elevated() ? NULL : getenv("TMPDIR");
+    return t != NULL && t[0] == '/' ? t : "/tmp";
+}
+
 enum outcome smtpd_run(const struct submit_params *base, int in_fd, int out_fd, struct result *r)
 {
-    const struct conf *c = base->conf;
-    const char *spool = NULL;
-    if (c->queue_dir != NULL && c->queue_dir[0] != '\0') {
-        spool = c->queue_dir;
-    } else {
-        const char *t = privs_elevated() ? NULL : getenv("TMPDIR");
-        spool = t != NULL && t[0] == '/' ? t : "/tmp";
-    }
     struct smtpd_settings set = {
-        .hostname = c->hostname,
-        .spool_dir = spool,
+        .hostname = base->conf->hostname,
+        .spool_dir = smtpd_spool_dir(base->conf),
     };
     struct smtpd_hooks hooks = {.deliver = smtpd_deliver_submit, .arg = (void *)base};
     return smtpd_serve(in_fd, out_fd, &set, &hooks, r);
