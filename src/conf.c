@@ -607,25 +607,30 @@ struct conf_scan {
 /*
  * Scans the text as libConfuse's lexer does (comments, double- and
  * single-quoted strings): libConfuse 3.3 silently accepts a file that ends
- * inside a section, and expands ${VAR} outside single quotes.
+ * inside a section, and expands ${VAR} outside single quotes.  For ${ the
+ * scan errs on the safe side: only "#" comments and single-quoted strings
+ * are exempt ("//" and "/ *" start a comment only at the start of a token).
  */
 static void conf_scan_text(const char *s, struct conf_scan *sc)
 {
-    enum { NORMAL, DQ, SQ, LINE_COMMENT, BLOCK_COMMENT } st = NORMAL;
+    enum { NORMAL, DQ, SQ, HASH_COMMENT, SLASH_COMMENT, BLOCK_COMMENT } st = NORMAL;
     int line = 1;
     memset(sc, 0, sizeof *sc);
     for (const char *p = s; *p != '\0'; p++) {
         if (*p == '\n') {
             line++;
-            if (st == LINE_COMMENT)
+            if (st == HASH_COMMENT || st == SLASH_COMMENT)
                 st = NORMAL;
             continue;
         }
+        bool dollar = p[0] == '$' && p[1] == '{';
         bool expansion = false;
         switch (st) {
         case NORMAL:
-            if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
-                st = LINE_COMMENT;
+            if (*p == '#') {
+                st = HASH_COMMENT;
+            } else if (p[0] == '/' && p[1] == '/') {
+                st = SLASH_COMMENT;
             } else if (p[0] == '/' && p[1] == '*') {
                 st = BLOCK_COMMENT;
                 p++;
@@ -639,7 +644,7 @@ static void conf_scan_text(const char *s, struct conf_scan *sc)
             } else if (*p == '}') {
                 if (sc->depth > 0)
                     sc->depth--;
-            } else if (p[0] == '$' && p[1] == '{') {
+            } else if (dollar) {
                 expansion = true;
                 p++;
             }
@@ -649,8 +654,8 @@ static void conf_scan_text(const char *s, struct conf_scan *sc)
                 p++;
             else if (*p == '"')
                 st = NORMAL;
-            else if (p[0] == '$' && p[1] == '{')
-                expansion = true;
+            else
+                expansion = dollar;
             break;
         case SQ:
             if (*p == '\\' && p[1] != '\0' && p[1] != '\n')
@@ -662,9 +667,14 @@ static void conf_scan_text(const char *s, struct conf_scan *sc)
             if (p[0] == '*' && p[1] == '/') {
                 st = NORMAL;
                 p++;
+            } else {
+                expansion = dollar;
             }
             break;
-        case LINE_COMMENT:
+        case SLASH_COMMENT:
+            expansion = dollar;
+            break;
+        case HASH_COMMENT:
             break;
         }
         if (expansion && sc->expansion_line == 0)

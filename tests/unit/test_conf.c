@@ -706,6 +706,8 @@ static void test_privileged(void **state)
     enum outcome o3 = parse("queue_dir = /srv/${X}/q\n", &c2, &r);
     char t3[RESULT_TEXT_MAX];
     snprintf(t3, sizeof t3, "%s", r.text);
+    struct conf c6;
+    enum outcome o6 = parse("// ${HOME} in a slash comment\n", &c6, &r);
     struct conf c4;
     enum outcome o4 = conf_load(path, &c4, &r);
     char t4[RESULT_TEXT_MAX];
@@ -722,6 +724,7 @@ static void test_privileged(void **state)
     conf_free(&c);
     assert_int_equal(o3, OUTCOME_CONFIG);
     assert_non_null(strstr(t3, "test.conf:1: ${...}"));
+    assert_int_equal(o6, OUTCOME_CONFIG);
     assert_int_equal(o4, OUTCOME_CONFIG);
     assert_non_null(strstr(t4, "refusing to read"));
     /* the user file (which does not parse) was not read */
