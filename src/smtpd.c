@@ -118,19 +118,13 @@ static void smtpd_flush(struct smtpd *s)
     s->out_len = 0;
 }
 
-static void smtpd_reply(struct smtpd *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void smtpd_error(struct smtpd *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
 /* Queues one reply line (CRLF added); control characters become '?'. */
-static void smtpd_reply(struct smtpd *s, const char *fmt, ...)
+static void smtpd_vreply(struct smtpd *s, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void smtpd_vreply(struct smtpd *s, const char *fmt, va_list ap)
 {
     char buf[SMTPD_LINE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf - 2, fmt, ap);
-    va_end(ap);
     if (n < 0)
         n = 0;
     size_t len = (size_t)n < sizeof buf - 2 ? (size_t)n : sizeof buf - 3;
@@ -147,15 +141,25 @@ static void smtpd_reply(struct smtpd *s, const char *fmt, ...)
     s->out_len += len;
 }
 
-/* A reply to a rejected command: counts towards SMTPD_MAX_ERRORS. */
-static void smtpd_error(struct smtpd *s, const char *fmt, ...)
+static void smtpd_reply(struct smtpd *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void smtpd_reply(struct smtpd *s, const char *fmt, ...)
 {
-    char buf[SMTPD_LINE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    smtpd_vreply(s, fmt, ap);
     va_end(ap);
-    smtpd_reply(s, "%s", buf);
+}
+
+/* A reply to a rejected command: counts towards SMTPD_MAX_ERRORS. */
+static void smtpd_error(struct smtpd *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void smtpd_error(struct smtpd *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    smtpd_vreply(s, fmt, ap);
+    va_end(ap);
     s->errors++;
 }
 
