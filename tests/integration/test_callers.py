@@ -4,8 +4,8 @@ Each caller is pointed at a small wrapper script that records the exact argv
 it was given and then runs postie with the test configuration.  Every test
 asserts what the smarthost received: the envelope, no Bcc header on the
 wire, the body intact.  A caller that is not installed makes its test FAIL
-(CI installs them: php-cli, php-symfony-mailer, git-email, bsd-mailx, and
-nodemailer from npm).
+(tests/install-deps.sh installs them: php-cli, php-symfony-mailer, git-email,
+bsd-mailx, nodejs, and nodemailer from npm into tests/callers/node_modules).
 """
 
 import os
@@ -267,8 +267,8 @@ transport.sendMail({
         for d in dirs:
             if d and os.path.isdir(os.path.join(d, "nodemailer")):
                 return d
-        raise AssertionError("nodemailer is not installed (CI installs it: npm install -g "
-                             "nodemailer, or npm install --prefix tests/callers nodemailer)")
+        raise AssertionError("nodemailer is not installed (tests/install-deps.sh installs it: "
+                             "cd tests/callers && npm install)")
 
     def test_nodemailer_sendmail_transport(self):
         node = need("node", "apt-get install nodejs")
