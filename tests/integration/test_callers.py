@@ -162,15 +162,18 @@ use Symfony\Component\Mailer\Transport;
 use Symfony\Component\Mailer\Transport\SendmailTransport;
 use Symfony\Component\Mime\Email;
 $transport = $argv[2] === 'dsn' ? Transport::fromDsn($argv[3]) : new SendmailTransport($argv[3]);
-$email = (new Email())
-    ->from('Alice <alice@example.org>')
-    ->to('bob@example.net')
-    ->cc('carol@example.net')
-    ->bcc('hidden@example.net')
-    ->subject('Symfony Mailer over postie')
-    ->text("first line\n.\n..two dots\nlast line\n");
+$mailer = new Mailer($transport);
 try {
-    (new Mailer($transport))->send($email);
+    for ($i = 1; $i <= (int)($argv[4] ?? 1); $i++) {
+        $email = (new Email())
+            ->from('Alice <alice@example.org>')
+            ->to('bob@example.net')
+            ->cc('carol@example.net')
+            ->bcc('hidden@example.net')
+            ->subject($i == 1 ? 'Symfony Mailer over postie' : "message $i")
+            ->text("first line\n.\n..two dots\nlast line\n");
+        $mailer->send($email);
+    }
 } catch (\Throwable $e) {
     fwrite(STDERR, get_class($e) . ': ' . $e->getMessage() . "\n");
     exit(3);
@@ -178,7 +181,7 @@ try {
 echo "sent\n";
 """
 
-    def symfony(self, how, command):
+    def symfony(self, how, command, count=1):
         php = need("php", "apt-get install php-cli")
         if not os.path.exists(SYMFONY_AUTOLOAD):
             raise AssertionError("Symfony Mailer is not installed (CI installs it: "
@@ -189,7 +192,7 @@ echo "sent\n";
         arg = command
         if how == "dsn":
             arg = "sendmail://default?command=" + urllib.parse.quote(command, safe="")
-        return self.run_caller([php, script, SYMFONY_AUTOLOAD, how, arg])
+        return self.run_caller([php, script, SYMFONY_AUTOLOAD, how, arg, str(count)])
 
     def assert_symfony_message(self, m):
         self.assertEqual(m["mail_from"], "alice@example.org")
@@ -206,6 +209,20 @@ echo "sent\n";
         self.assertEqual(p.returncode, 0, p.out + p.err)
         self.assertEqual(self.calls(), [["-bs"]])
         self.assert_symfony_message(self.only_message())
+
+    def test_symfony_mailer_bs_several_messages(self):
+        # one transport object keeps one postie -bs running for every message it sends
+        self.start()
+        p = self.symfony("dsn", self.wrapper + " -bs", count=3)
+        self.assertEqual(p.returncode, 0, p.out + p.err)
+        self.assertEqual(len(self.calls()), 1, self.calls())
+        msgs = self.sh.messages()
+        self.assertEqual([header_value(m["data"], "Subject") for m in msgs],
+                         ["Symfony Mailer over postie", "message 2", "message 3"])
+        for m in msgs:
+            self.assertEqual(sorted(m["rcpt_tos"]),
+                             ["bob@example.net", "carol@example.net", "hidden@example.net"])
+            self.assert_no_bcc(m, "hidden@example.net")
 
     def test_symfony_mailer_bs_laravel_default(self):
         # Laravel's MAIL_SENDMAIL_PATH default is "/usr/sbin/sendmail -bs -i"

@@ -3,6 +3,7 @@ against the test smarthost.  Every test asserts the replies postie gave AND
 what the smarthost received (envelope, headers, body bytes)."""
 
 import os
+import re
 import select
 import subprocess
 import time
@@ -175,9 +176,9 @@ class SmtpdTest(unittest.TestCase):
         self.assertIn(b"Subject: over -bs\r\n", data)
         body = data.split(b"\r\n\r\n", 1)[1]
         self.assertEqual(body, b".a line that starts with a dot\r\nlast line\r\n")
-        # the reply named the message
-        msgid = [line for line in data.split(b"\r\n") if line.lower().startswith(b"message-id:")]
-        self.assertTrue(msgid)
+        # the reply to the final dot named the message it delivered
+        msgid = re.search(rb"(?im)^message-id:\s*(<[^>\r\n]+>)", data).group(1).decode()
+        self.assertEqual(text[0], "2.0.0 Ok: delivered as " + msgid)
 
     def test_pipelined_several_messages(self):
         sh = self.smarthost()
