@@ -482,6 +482,18 @@ enum outcome addr_validate(const char *addr, struct result *r)
     size_t len = strlen(addr);
     bool q = false;
     size_t qend = 0;
+    /* octets refused anywhere, quoted or escaped or not */
+    for (size_t i = 0; i < len && why == NULL; i++) {
+        unsigned char c = (unsigned char)addr[i];
+        if (c == '\r' || c == '\n')
+            why = "contains a line break";
+        else if (c >= 0x80)
+            why = "non-ASCII characters (SMTPUTF8 is not supported)";
+        else if ((c < 0x20 && c != '\t') || c == 0x7f)
+            why = "contains a control character";
+        else if (c == '<' || c == '>')
+            why = "contains '<' or '>'";
+    }
     for (size_t i = 0; i < len && why == NULL; i++) {
         unsigned char c = (unsigned char)addr[i];
         if (c == '\r' || c == '\n')

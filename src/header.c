@@ -145,20 +145,24 @@ size_t header_remove(struct header_block *h, const char *name)
 /*
  * Folds one physical line l[0..n) (no CRLF) at whitespace so that each
  * output line has at most limit octets, appending CRLF-terminated lines to
- * b.  A break is made before a WSP that has non-WSP text on both sides.
+ * b.  A break is made before a WSP that has non-WSP text on both sides, at
+ * index min_break or later (0: anywhere).
  * strict: fail (false) when a piece cannot be broken within limit; else
  * break at the first usable WSP after the limit, or leave the line long.
  */
 static bool header_fold_line(struct header_buf *b, const char *l, size_t n, size_t limit,
-                             bool strict)
+                             bool strict, size_t min_break)
 {
     size_t start = 0;
     while (n - start > limit) {
         size_t k = 0;
-        /* the first non-WSP octet of this line (a continuation starts with WSP) */
+        /* the first non-WSP octet of this line (a continuation starts with WSP);
+         * on a field's first line, nothing before the colon may be cut off */
         size_t content = start;
         while (content < n && header_is_wsp(l[content]))
             content++;
+        if (min_break > 0 && content < min_break - 1)
+            content = min_break - 1; /* breaks are made at j > content */
         for (size_t j = start + limit; j > content; j--) {
             if (header_is_wsp(l[j]) && !header_is_wsp(l[j - 1])) {
                 size_t t = j;
@@ -173,7 +177,8 @@ static bool header_fold_line(struct header_buf *b, const char *l, size_t n, size
         if (k == 0) {
             if (strict)
                 return false;
-            for (size_t j = start + limit + 1; j < n; j++) {
+            for (size_t j = (start + limit + 1 > content ? start + limit + 1 : content + 1); j < n;
+                 j++) {
                 if (header_is_wsp(l[j]) && !header_is_wsp(l[j - 1])) {
                     size_t t = j;
                     while (t < n && header_is_wsp(l[t]))
@@ -205,7 +210,8 @@ static char *header_generate(const char *name, const char *value)
             *c = ' ';
     }
     struct header_buf b = {0};
-    header_fold_line(&b, line, strlen(line), HEADER_FOLD_AT, false);
+    /* never right after "Name:" for generated fields */
+    header_fold_line(&b, line, strlen(line), HEADER_FOLD_AT, false, strlen(name) + 2);
     free(line);
     return b.s;
 }
@@ -302,7 +308,13 @@ enum outcome header_render(const struct header_block *h, char **out, size_t *len
             size_t le = e;                            /* end of line content */
             if (le > p && raw[le - 1] == '\r')
                 le--;
-            if (!header_fold_line(&b, raw + p, le - p, HEADER_LINE_MAX, true)) {
+            /* the first line is "name:" or "name :": no break before the colon */
+            size_t min_break = 0;
+            if (p == 0) {
+                const char *colon = memchr(raw, ':', le);
+                min_break = colon ? (size_t)(colon - raw) + 1 : 0;
+            }
+            if (!header_fold_line(&b, raw + p, le - p, HEADER_LINE_MAX, true, min_break)) {
                 free(b.s);
                 *out = NULL;
                 *len = 0;

@@ -265,6 +265,7 @@ static enum outcome input_header_eol(struct input_state *s)
         if (first && s->line == INPUT_LINE_NAME_WSP && input_line_is(s, "From ")) {
             s->out->mbox_from = true;
             s->out->headers_len = s->line_start;
+            s->out->headers[s->line_start] = '\0';
             break;
         }
         if ((o = input_to_body(s)) == OUTCOME_OK)

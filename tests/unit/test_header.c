@@ -159,6 +159,41 @@ static void test_unfoldable_line_refused(void **state)
     free(block);
 }
 
+/* "Name :" with the only whitespace before the colon: never cut there */
+static void test_no_fold_before_colon(void **state)
+{
+    (void)state;
+    struct header_block h;
+    char *block = mem_alloc(3000);
+    strcpy(block, "X-Long :");
+    memset(block + 8, 'x', 1500);
+    strcpy(block + 1508, "\r\n");
+    parse(&h, block);
+    char *out;
+    size_t len;
+    struct result r;
+    assert_int_equal(header_render(&h, &out, &len, &r), OUTCOME_DATAERR);
+    header_free(&h);
+    /* the WSP right after the colon is a last resort */
+    memcpy(block, "Subject: ", 9);
+    memset(block + 9, 'x', 990);
+    strcpy(block + 999, " tail\r\n");
+    parse(&h, block);
+    out = render(&h);
+    if (strncmp(out, "Subject:\r\n xxx", 14) != 0)
+        fail_msg("got %.40s", out);
+    free(out);
+    header_free(&h);
+    free(block);
+    /* generated: a long name and a value without spaces stay on one line */
+    struct header_block g = {0};
+    header_add(&g, "X-A-Rather-Long-Field-Name-For-Folding", "0123456789012345678901234567890123456789012345678901234567890123456789");
+    out = render(&g);
+    assert_non_null(strstr(out, "Name-For-Folding: 0123"));
+    free(out);
+    header_free(&g);
+}
+
 static void test_date_format(void **state)
 {
     (void)state;
@@ -251,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_generated_fields_fold_at_78),
         cmocka_unit_test(test_long_line_folded_at_whitespace),
         cmocka_unit_test(test_unfoldable_line_refused),
+        cmocka_unit_test(test_no_fold_before_colon),
         cmocka_unit_test(test_date_format),
         cmocka_unit_test(test_message_id),
         cmocka_unit_test(test_mailbox),

@@ -160,6 +160,13 @@ static void test_mbox_from_dropped(void **state)
     assert_true(x.in.mbox_from);
     assert_string_equal(x.in.headers, "To: a@x\r\n");
     run_free(&x);
+    /* a lone "From " line without a line end */
+    RUN(&x, "From ", false);
+    assert_int_equal(x.o, OUTCOME_OK);
+    assert_true(x.in.mbox_from);
+    assert_int_equal(x.in.headers_len, 0);
+    assert_string_equal(x.in.headers, "");
+    run_free(&x);
     /* only on the first line; "From:" is a field */
     RUN(&x, "From: a@x\nTo: b@x\n\nbody\n", false);
     assert_false(x.in.mbox_from);
