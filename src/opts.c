@@ -51,7 +51,7 @@ static const char *opts_address_problem(const char *s, bool allow_dash)
         return "longer than 320 characters";
     if (!allow_dash && s[0] == '-')
         return "starts with '-'";
-    bool quoted = false;
+    /* Every byte first: a backslash inside quotes escapes nothing here. */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '\r' || c == '\n')
@@ -60,12 +60,15 @@ static const char *opts_address_problem(const char *s, bool allow_dash)
             return "contains a control character";
         if (c == '<' || c == '>')
             return "contains '<' or '>'";
-        if (c == '\\' && quoted) {
+    }
+    bool quoted = false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\' && quoted) {
             if (i + 1 < n)
                 i++;
             continue;
         }
-        if (c == '"')
+        if (s[i] == '"')
             quoted = !quoted;
     }
     if (quoted)
@@ -519,7 +522,7 @@ const char *opts_help_text(void)
            "Recipient arguments may be comma-separated lists.  \"--\" ends the options.\n"
            "\n"
            "Sending:\n"
-           "  -t                 also take recipients from To, Cc, Bcc (or Resent-*)\n"
+           "  -t                 recipients from To, Cc, Bcc (or Resent-*) as well\n"
            "  -i, -oi            a line holding only \".\" does not end the message\n"
            "  -f sender          envelope sender; \"<>\" or \"\" is the null sender\n"
            "  -r sender          the same as -f\n"

@@ -197,6 +197,11 @@ static void test_recipient_invalid(void **state)
     EXPECT_USAGE("unbalanced quote", "sendmail", "\"a@x");
     EXPECT_USAGE("unbalanced quote", "sendmail", "ok@x,\"a@x");
     EXPECT_USAGE("control character", "sendmail", "a\x01@x");
+    /* a backslash inside quotes does not hide a line break or a bracket */
+    EXPECT_USAGE("line break", "sendmail", "\"a\\\nRCPT TO:x\"@x");
+    EXPECT_USAGE("'<' or '>'", "sendmail", "\"a\\>\"@x");
+    EXPECT_USAGE("line break", "sendmail", "[s\"m\\\n-,s\"newm\\");
+    EXPECT_USAGE("line break", "sendmail", "-f", "\"a\\\r\"@x", "b@x");
     char longaddr[400];
     memset(longaddr, 'a', sizeof longaddr - 1);
     longaddr[sizeof longaddr - 1] = '\0';
