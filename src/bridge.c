@@ -558,6 +558,10 @@ static bool bridge_peer_is_ours(const struct sockaddr_in *peer, int skip1, int s
             continue;
         const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
         if (sin->sin_port == peer->sin_port && sin->sin_addr.s_addr == peer->sin_addr.s_addr) {
+            /* libESMTP's own socket: it writes small commands back to back,
+             * which Nagle would hold for the loopback's delayed ACK. */
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             found = true;
             break;
         }
@@ -896,7 +900,7 @@ static void *bridge_thread(void *arg)
         ERR_clear_error();
         SSL_shutdown(b->ssl); /* non-blocking: one close_notify, no wait */
     }
-    mem_wipe(up, BRIDGE_BUF_L2R);
+    explicit_bzero(up, BRIDGE_BUF_L2R); /* it carried the AUTH exchange */
     free(up);
     free(down);
     return NULL;
