@@ -6,6 +6,7 @@ did or did not receive.  The queue is off (queue_dir = ""), so temporary
 failures exit 75."""
 
 import os
+import socket
 import time
 import unittest
 
@@ -171,6 +172,29 @@ class ConnectionFaultTests(RelayCase):
         res = self.send(conf)
         self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
         self.assertIn("Connection refused", res.err)
+
+    def test_connect_timeout(self):
+        # A listener whose accept queue is full drops further SYNs: the
+        # connect hangs, and postie's own connect timeout must end it.
+        ls = socket.socket()
+        self.addCleanup(ls.close)
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(0)
+        for _ in range(3):
+            c = socket.socket()
+            self.addCleanup(c.close)
+            c.setblocking(False)
+            try:
+                c.connect(ls.getsockname())
+            except BlockingIOError:
+                pass
+
+        class Unresponsive:
+            host, port, tls, ca = "127.0.0.1", ls.getsockname()[1], "none", None
+        res = self.send(self.config(Unresponsive, timeout=2))
+        self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
+        self.assertIn("connect: timed out after 2 seconds", res.err)
+        self.assertLess(res.elapsed, 15)
 
     def test_silent_server_times_out(self):
         for tls in ("none", "starttls"):

@@ -135,6 +135,13 @@ class DeliveryTests(TLSCase):
         self.assertTrue(m["tls"])
         self.assertEqual(m["auth_user"], USER)
 
+    def test_tls12_server(self):
+        sh = self.smarthost(tls="tls", tls_max="1.2")
+        res = self.send(self.config(sh), args=("-v", "-t"))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        self.assertIn("TLSv1.2", res.err)
+        self.assertTrue(sh.messages()[0]["tls"])
+
     def test_no_auth_configured(self):
         sh = self.smarthost(tls="tls", auth=[])
         res = self.send(self.config(sh, user=None, password=None))
