@@ -726,6 +726,27 @@ class SetgidTests(unittest.TestCase):
         self.assertEqual(self.sh.connections(), connections, (rc, err))
         self.assertEqual(len(self.sh.messages()), 1)
 
+    def test_environment_is_not_trusted_while_setgid(self):
+        """TZ (like HOME, TMPDIR, locale and search paths) is dropped while setgid:
+        the Date: zone comes from the system, not from the caller's TZ."""
+        conf = write_config(self.dir, self.sh, mode=0o644)
+        os.chown(conf, NOBODY_UID, NOGROUP_GID)
+        system_zone = time.strftime("%z", time.localtime())
+        evil = "-0713" if system_zone != "-0713" else "+0529"
+        tz = "FAKE%s%s:%s" % ("+" if evil.startswith("-") else "-", evil[1:3], evil[3:])
+        msg = message({"To": "b@example.org", "Subject": "tz"}, "hi\n")
+        for binary, want in ((self.plain, evil), (self.sgid, None)):
+            rc, out, err = self.finish(self.spawn(binary, ["-C", conf, "-t"], env={"TZ": tz}),
+                                       msg)
+            self.assertEqual(rc, EX_OK, err)
+            data = self.sh.messages()[-1]["data"]
+            date = [l for l in header_lines(data) if l.lower().startswith(b"date:")]
+            self.assertEqual(len(date), 1, data)
+            if want is not None:   # control: the plain binary honours TZ
+                self.assertTrue(date[0].endswith(want.encode()), date)
+            else:
+                self.assertFalse(date[0].endswith(evil.encode()), date)
+
 
 if __name__ == "__main__":
     unittest.main()
