@@ -4,9 +4,14 @@
  *
  * Lookup: the explicit path (-C), else ~/.config/postie/postie.conf when it
  * exists and the process is not privileged, else SYSCONFDIR/postie.conf.
- * Errors are "file:line: message" with OUTCOME_CONFIG.  A file holding a
- * password or password_command that "other" can read or write is refused,
- * as is a user file not owned by the user.
+ * Errors are "file:line: message" with OUTCOME_CONFIG; libConfuse's own
+ * messages are routed into the result (never printed), with quoted tokens
+ * that could be values (passwords) replaced by "(hidden)", and with no
+ * details at all when the real user cannot read the file.  Refused: a file
+ * that is not regular or larger than 1 MiB, a file "other" can write, a file
+ * holding a password or password_command that "other" can read or write, a
+ * user file (~/.config, or -C by a non-root caller) owned by neither the
+ * caller nor root, and, while privileged, -C and any ${VAR} expansion.
  *
  * All strings in struct conf are owned by it and released by conf_free().
  */
