@@ -39,7 +39,7 @@
 #define SMTPD_RCPT_LINE_MAX (SMTPD_LINE_MAX + 500)
 /* What is kept of a command line; the rest of a longer line is counted, not kept. */
 #define SMTPD_LINE_BUF  1024
-#define SMTPD_IN_BUF    16384
+#define SMTPD_IN_BUF    65536
 #define SMTPD_OUT_BUF   4096
 #define SMTPD_SPOOL_BUF 65536
 /* RFC 3461: ENVID and ORCPT values are at most 100 and 500 octets of xtext. */
