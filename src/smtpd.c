@@ -290,6 +290,15 @@ char *smtpd_xtext_decode(const char *text)
     return out;
 }
 
+/* true when s holds only printable US-ASCII and spaces (RFC 3461 4.4, ENVID). */
+static bool smtpd_printable(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if (*s < ' ' || *s > '~')
+            return false;
+    return true;
+}
+
 /* true when the xtext is well formed (no allocation kept). */
 static bool smtpd_xtext_ok(const char *text)
 {
@@ -539,8 +548,9 @@ static void smtpd_cmd_mail(struct smtpd *s)
             if (envid != NULL)
                 fail = "501 5.5.4 Duplicate ENVID parameter";
             else if (val == NULL || *val == '\0' || strlen(val) > SMTPD_ENVID_MAX ||
-                     (envid = smtpd_xtext_decode(val)) == NULL)
-                fail = "501 5.5.4 Bad ENVID value (xtext, at most 100 octets)";
+                     (envid = smtpd_xtext_decode(val)) == NULL || !smtpd_printable(envid))
+                fail = "501 5.5.4 Bad ENVID value (xtext of printable ASCII, at most 100 "
+                       "octets)";
         } else {
             snprintf(failbuf, sizeof failbuf, "555 5.5.4 Unsupported parameter %.64s", key);
             fail = failbuf;

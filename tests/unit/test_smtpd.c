@@ -456,13 +456,14 @@ static void test_syntax_errors(void **state)
         "MAIL FROM:<a@x.example> SIZE=abc\r\n"
         "MAIL FROM:<a@x.example> RET=NONE\r\n"
         "MAIL FROM:<a@x.example> ENVID=a+zz\r\n"
+        "MAIL FROM:<a@x.example> ENVID=a+0Ab\r\n"
         "MAIL FROM:<a@x.example> BODY=7BIT BODY=7BIT\r\n"
         "MAIL FROM:<\"unbalanced@x.example>\r\n"
         "MAIL FROM:< a@x.example>\r\n"
         "MAIL FROM: <a@x.example>\r\n"
         "QUIT\r\n",
         &f, &s);
-    assert_codes(&s, "220 501 250 501 501 501 501 501 501 501 501 501 501 501 501 250 221");
+    assert_codes(&s, "220 501 250 501 501 501 501 501 501 501 501 501 501 501 501 501 250 221");
     assert_non_null(strstr(s.out, "501 5.5.4 Syntax: EHLO hostname\r\n"));
     assert_non_null(strstr(s.out, "501 5.1.7 Bad sender address syntax: invalid address"));
     assert_non_null(strstr(s.out, "(SMTPUTF8 is not supported)\r\n"));
