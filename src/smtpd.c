@@ -627,19 +627,19 @@ static void smtpd_cmd_rcpt(struct smtpd *s)
         }
     }
     free(params);
-    if (fail == NULL && s->nrcpts >= SMTPD_MAX_RCPTS) {
+    if (fail != NULL) {
+        free(addr);
+        smtpd_error(s, "%s", fail);
+        return;
+    }
+    if (s->nrcpts >= SMTPD_MAX_RCPTS) {
         free(addr);
         smtpd_reply(s, "452 4.5.3 Too many recipients");
         return;
     }
-    if (fail == NULL && s->nrcpts > 0 && notify != s->notify) {
+    if (s->nrcpts > 0 && notify != s->notify) {
         free(addr);
         smtpd_reply(s, "452 4.5.3 A different DSN NOTIFY needs a separate transaction");
-        return;
-    }
-    if (fail != NULL) {
-        free(addr);
-        smtpd_error(s, "%s", fail);
         return;
     }
     s->rcpts = mem_resize(s->rcpts, s->nrcpts + 1, sizeof *s->rcpts);
@@ -653,7 +653,7 @@ struct smtpd_spool {
     int fd;
     char *buf;
     size_t len;
-    off_t size; /* octets of the message (even past the limit) */
+    off_t size; /* octets of the message so far; max_size + 1 once over the limit */
     bool too_big;
     int write_errno;
 };
