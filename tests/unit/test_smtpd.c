@@ -736,6 +736,26 @@ static void test_mail_parameters(void **state)
     session_free(&s);
 }
 
+static void test_too_many_recipients(void **state)
+{
+    (void)state;
+    struct fake f = {0};
+    struct session s;
+    size_t cap = 64 * (SMTPD_MAX_RCPTS + 10);
+    char *in = mem_alloc(cap);
+    size_t n = (size_t)snprintf(in, cap, "%s", HELLO "MAIL FROM:<a@x.example>\r\n");
+    for (int i = 0; i <= SMTPD_MAX_RCPTS; i++)
+        n += (size_t)snprintf(in + n, cap - n, "RCPT TO:<r%d@x.example>\r\n", i);
+    snprintf(in + n, cap - n, "DATA\r\nx\r\n.\r\nQUIT\r\n");
+    run(in, &f, &s);
+    free(in);
+    assert_non_null(strstr(s.out, "250 2.1.5 Ok\r\n452 4.5.3 Too many recipients\r\n354 "));
+    assert_int_equal(f.ncalls, 1);
+    assert_int_equal(f.calls[0].nrcpts, SMTPD_MAX_RCPTS);
+    fake_free(&f);
+    session_free(&s);
+}
+
 static void test_delivery_failures(void **state)
 {
     (void)state;
@@ -965,6 +985,7 @@ int main(void)
         cmocka_unit_test(test_huge_data_line_bounded),
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_mail_parameters),
+        cmocka_unit_test(test_too_many_recipients),
         cmocka_unit_test(test_delivery_failures),
         cmocka_unit_test(test_reply_for),
         cmocka_unit_test(test_xtext),
