@@ -747,6 +747,31 @@ class SetgidTests(unittest.TestCase):
             else:
                 self.assertFalse(date[0].endswith(evil.encode()), date)
 
+    def test_no_core_dumps_and_no_ptrace_while_holding_secrets(self):
+        """After the configuration is read the process is not dumpable (its /proc
+        files belong to root, so the same user cannot ptrace it or read its
+        memory) and RLIMIT_CORE is 0."""
+        conf = write_config(self.dir, self.sh, mode=0o600,
+                            account={"user": USER, "password": PASSWORD})
+        os.chown(conf, NOBODY_UID, NOGROUP_GID)
+        p = self.spawn(self.plain, ["-C", conf, "-t"])
+        deadline = time.monotonic() + 20
+        owner = None
+        while time.monotonic() < deadline and p.poll() is None:
+            try:
+                owner = os.stat("/proc/%d/mem" % p.pid).st_uid
+            except OSError:
+                break
+            if owner == 0:
+                break
+            time.sleep(0.005)
+        with open("/proc/%d/limits" % p.pid) as f:
+            core = [l for l in f if l.startswith("Max core file size")]
+        p.kill()
+        p.communicate()
+        self.assertEqual(owner, 0, "/proc/PID/mem still belongs to the user")
+        self.assertEqual(core[0].split()[4:6], ["0", "0"], core)
+
 
 if __name__ == "__main__":
     unittest.main()
