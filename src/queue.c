@@ -1590,6 +1590,15 @@ enum outcome queue_bounce(struct queue *q, const struct conf *c, const struct me
                               NULL, rcpts, n, queue_now(q), NULL, r);
 }
 
+/*
+ * Due when the retry time has come, or when it lies further ahead than any
+ * backoff could put it (the clock was set back): never stranded.
+ */
+static bool queue_is_due(const struct queue_control *c, time_t now)
+{
+    return c->next_attempt <= now || c->next_attempt - now > QUEUE_BACKOFF_MAX;
+}
+
 /* ------------------------------------------------------------------ list */
 
 static void queue_format_age(time_t secs, char *buf, size_t len)
@@ -1671,7 +1680,7 @@ bool queue_has_due(struct queue *q)
         struct result why;
         if (queue_read_control_at(q, ids[i], &c, &why) != OUTCOME_OK)
             continue;
-        if (c.next_attempt <= now) {
+        if (queue_is_due(&c, now)) {
             for (size_t k = 0; k < c.nrcpts; k++)
                 if (c.rcpts[k].state == QUEUE_RCPT_PENDING ||
                     c.rcpts[k].state == QUEUE_RCPT_DEFERRED)
@@ -2007,7 +2016,7 @@ enum outcome queue_flush(struct queue *q, const struct conf *c, bool due_only, c
                 queue_msg_release(msg);
                 continue;
             }
-            if (due_only && msg->c.next_attempt > now) {
+            if (due_only && !queue_is_due(&msg->c, now)) {
                 queue_msg_release(msg);
                 continue;
             }

@@ -684,6 +684,29 @@ static void test_flush_partial(void **state)
     queue_close(q);
 }
 
+/* A clock set back never strands a message: a retry time further ahead
+ * than the longest backoff counts as due. */
+static void test_clock_set_back(void **state)
+{
+    (void)state;
+    struct queue *q = open_queue();
+    time_t t0 = time(NULL);
+    queue_set_clock(q, t0);
+    char id[QUEUE_ID_MAX];
+    store(q, "alice@example.org", "bob@example.com", NULL, id);
+    assert_false(queue_has_due(q)); /* next attempt in 5 min */
+    queue_set_clock(q, t0 - 3 * 3600);
+    assert_false(queue_has_due(q));
+    queue_set_clock(q, t0 - 5 * 3600);
+    assert_true(queue_has_due(q));
+    struct conf c = test_conf(0);
+    struct queue_flush_stats st;
+    struct result r;
+    assert_int_equal(queue_flush(q, &c, true, NULL, &st, &r), OUTCOME_OK);
+    assert_int_equal(st.delivered, 1);
+    queue_close(q);
+}
+
 /* Checks the structure of the one bounce in the queue; returns its body. */
 static char *check_bounce(const char *orig_sender, const char *failed_rcpt, const char *status,
                           bool diagnostic)
@@ -966,6 +989,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_delivers, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_flush_filter_and_lock, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_flush_partial, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_clock_set_back, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_flush_permanent_bounces, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_flush_expiry, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_flush_null_sender, setup_dir, teardown_dir),
