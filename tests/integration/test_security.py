@@ -372,6 +372,14 @@ class HostileInputTests(Base):
         self.assertNotIn(b"\x00", m["data"])
         self.assertIn(b"bodywithnuls\r\n", m["data"])
 
+    def test_long_header_lines(self):
+        # under the 1 MB cap: folded at whitespace when it can be, else refused
+        msg = b"To: b@example.org\r\nX-Words: " + b"word " * (180 * 1024) + b"\r\n\r\nbody\r\n"
+        rc, m = self.check("900 KB header of words", msg, (EX_OK,))
+        self.assertIn(b"X-Words: word", m["data"])
+        msg = b"To: b@example.org\r\nX-Long: " + b"A" * 5000 + b"\r\n\r\nbody\r\n"
+        self.check("5000-octet header line without whitespace", msg, (EX_DATAERR,))
+
     def test_two_megabyte_header_line(self):
         msg = b"To: b@example.org\r\nX-Huge: " + b"A" * (2 * 1024 * 1024) + b"\r\n\r\nbody\r\n"
         self.check("2 MB header line", msg, (EX_DATAERR,))  # header block over 1 MB
@@ -422,6 +430,9 @@ class HostileInputTests(Base):
         rc, m = self.check("0-byte message with a recipient", b"", (EX_OK,),
                            args=("b@example.org",))
         self.assertEqual(m["rcpt_tos"], ["b@example.org"])
+        names = [l.split(b":", 1)[0].lower() for l in header_lines(m["data"]) if l]
+        for h in (b"from", b"date", b"message-id"):
+            self.assertEqual(names.count(h), 1, m["data"])
         rc, m = self.check("0-byte message with -t", b"", (EX_DATAERR,))
 
     def test_invalid_utf8(self):
@@ -429,6 +440,7 @@ class HostileInputTests(Base):
                b"From: \xe2\x82 <a@example.com>\r\n\r\n\xc0\xaf \xe0\x80\xaf \xff\r\n")
         rc, m = self.check("invalid UTF-8", msg, (EX_OK,))
         self.assertEqual(m["rcpt_tos"], ["b@example.org"])
+        self.assertIn("BODY=8BITMIME", m["mail_options"])
 
     def test_pathological_address_list(self):
         nested = b"To: " + b"(" * 50000 + b"x" + b")" * 50000 + b" b@example.org\r\n"
