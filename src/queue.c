@@ -33,10 +33,10 @@
 #include "mem.h"
 
 #define QUEUE_DEFAULT_LIFETIME (5L * 24 * 3600)
-#define QUEUE_BACKOFF_FIRST (5L * 60)
-#define QUEUE_BACKOFF_MAX (4L * 3600)
-#define QUEUE_STALE_TMP (3600)
-#define QUEUE_BATCH_MAX 5000
+#define QUEUE_BACKOFF_FIRST    (5L * 60)
+#define QUEUE_BACKOFF_MAX      (4L * 3600)
+#define QUEUE_STALE_TMP        (3600)
+#define QUEUE_BATCH_MAX        5000
 
 struct queue {
     char *dir;
@@ -149,9 +149,9 @@ static void queue_rfc5322_date(time_t t, char *buf, size_t len)
     char sign = off < 0 ? '-' : '+';
     if (off < 0)
         off = -off;
-    snprintf(buf, len, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7],
-             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-             tm.tm_sec, sign, off / 60, off % 60);
+    snprintf(buf, len, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7], tm.tm_mday,
+             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign,
+             off / 60, off % 60);
 }
 
 static bool queue_fsync_dir(int fd)
@@ -697,8 +697,7 @@ enum outcome queue_control_read(FILE *in, struct queue_control *c, struct result
         why = "missing \"end\" (truncated)";
         goto fail;
     }
-    if (!have_id || !have_created || !have_sender || !have_size || !have_next ||
-        c->nrcpts == 0) {
+    if (!have_id || !have_created || !have_sender || !have_size || !have_next || c->nrcpts == 0) {
         why = "a required field is missing";
         goto fail;
     }
@@ -841,8 +840,8 @@ static bool queue_write_control(struct queue *q, const struct queue_control *c, 
 {
     char tmp[QUEUE_ID_MAX + 64];
     snprintf(tmp, sizeof tmp, "tmp/%s.%ld.ctl", c->id, (long)getpid());
-    int fd = openat(q->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                    q->file_mode);
+    int fd =
+        openat(q->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, q->file_mode);
     if (fd < 0) {
         result_set(r, OUTCOME_CANTCREAT, "cannot create %s/%s: %s", q->dir, tmp, strerror(errno));
         return false;
@@ -915,8 +914,8 @@ static enum outcome queue_commit(struct queue *q, struct queue_control *c, int s
             if (own)
                 close(bfd);
             return result_set(r, OUTCOME_CANTCREAT,
-                              "cannot write the message body into queue directory %s: %s",
-                              q->dir, strerror(e));
+                              "cannot write the message body into queue directory %s: %s", q->dir,
+                              strerror(e));
         }
         /* Held until the control file is in place: orphan cleanup skips it. */
         flock(bfd, LOCK_EX);
@@ -1105,12 +1104,11 @@ static void queue_corrupt(struct queue *q, const char *id, const char *why)
     snprintf(name, sizeof name, "%s.body", id);
     queue_move_aside(q, name, "corrupt");
     queue_fsync_dir(q->dirfd);
-    log_warn("queue %s: message %s is corrupt (%s); moved to %s/corrupt/", q->dir, id, why,
-             q->dir);
+    log_warn("queue %s: message %s is corrupt (%s); moved to %s/corrupt/", q->dir, id, why, q->dir);
 }
 
-static enum outcome queue_read_control_at(struct queue *q, const char *id,
-                                          struct queue_control *c, struct result *r)
+static enum outcome queue_read_control_at(struct queue *q, const char *id, struct queue_control *c,
+                                          struct result *r)
 {
     char name[QUEUE_ID_MAX + 16];
     snprintf(name, sizeof name, "%s.ctl", id);
@@ -1780,8 +1778,7 @@ static void queue_to_failed(struct queue *q, struct queue_msg *msg, const char *
  */
 static void queue_settle(struct queue *q, const struct conf *c, struct queue_msg *msg,
                          const struct relay_item *item, enum result_failure session_failure,
-                         const char *session_text, bool local_error,
-                         struct queue_flush_stats *st)
+                         const char *session_text, bool local_error, struct queue_flush_stats *st)
 {
     struct queue_control *ctl = &msg->c;
     time_t now = queue_now(q);
@@ -1799,7 +1796,7 @@ static void queue_settle(struct queue *q, const struct conf *c, struct queue_msg
             /* Not reached: the session ended before this recipient. */
             rr->state = RELAY_DEFERRED;
             rr->reply = item->reply;
-            rr->failure = item->failure != RESULT_FAIL_NONE   ? item->failure
+            rr->failure = item->failure != RESULT_FAIL_NONE     ? item->failure
                           : session_failure != RESULT_FAIL_NONE ? session_failure
                                                                 : RESULT_FAIL_LOCAL;
         }

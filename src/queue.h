@@ -51,8 +51,8 @@ struct queue_meta {
     enum opts_body body;
     enum opts_ret ret;
     const char *envid;
-    const char *last_error;         /* why it is queued; NULL none */
-    bool is_bounce;                 /* a DSN postie generated (never bounced) */
+    const char *last_error; /* why it is queued; NULL none */
+    bool is_bounce;         /* a DSN postie generated (never bounced) */
 };
 
 /*
@@ -112,7 +112,7 @@ enum queue_rcpt_state {
 
 struct queue_rcpt {
     char *addr;
-    unsigned notify;             /* enum opts_notify bits, 0 = default */
+    unsigned notify; /* enum opts_notify bits, 0 = default */
     enum queue_rcpt_state state;
     enum result_failure failure; /* why DEFERRED or FAILED */
     struct relay_reply reply;    /* the last reply for this recipient */
@@ -124,19 +124,19 @@ struct queue_control {
     char id[QUEUE_ID_MAX];
     time_t created, last_attempt, next_attempt; /* last_attempt 0 = never */
     unsigned attempts;
-    char *sender;                /* "" = <> */
+    char *sender; /* "" = <> */
     struct queue_rcpt *rcpts;
     size_t nrcpts;
-    char *headers;               /* CRLF lines, no empty line */
+    char *headers; /* CRLF lines, no empty line */
     size_t headers_len;
-    off_t body_len;              /* size of the body file */
+    off_t body_len; /* size of the body file */
     bool eightbit;
     bool is_bounce;
     enum opts_body body;
     enum opts_ret ret;
-    char *envid;                 /* NULL unset */
-    char *message_id;            /* NULL unknown */
-    char *last_error;            /* NULL none */
+    char *envid;      /* NULL unset */
+    char *message_id; /* NULL unknown */
+    char *last_error; /* NULL none */
 };
 
 /* Writes c in the control file format; false on a write error (errno set). */

@@ -171,7 +171,7 @@ static struct conf test_conf(long lifetime)
 struct fake {
     int calls;
     size_t nitems;
-    size_t pending_seen;       /* recipients handed over as PENDING */
+    size_t pending_seen; /* recipients handed over as PENDING */
     size_t skipped_seen;
     char sender[128];
     char body[8192];
@@ -179,8 +179,8 @@ struct fake {
     /* per-address reply: code 250 delivered, 4xx deferred, 5xx failed */
     const char *addr_fail;
     int fail_code;
-    bool all_defer;            /* a connection-level failure */
-    enum outcome local;        /* != OK: a local error */
+    bool all_defer;     /* a connection-level failure */
+    enum outcome local; /* != OK: a local error */
 };
 static struct fake fake;
 
@@ -259,23 +259,39 @@ static void test_control_round_trip(void **state)
 {
     (void)state;
     struct queue_rcpt rcpts[3] = {
-        {.addr = "\"john doe\"@example.com", .notify = OPTS_NOTIFY_FAILURE | OPTS_NOTIFY_DELAY,
-         .state = QUEUE_RCPT_DEFERRED, .failure = RESULT_FAIL_TEMP_REPLY,
+        {.addr = "\"john doe\"@example.com",
+         .notify = OPTS_NOTIFY_FAILURE | OPTS_NOTIFY_DELAY,
+         .state = QUEUE_RCPT_DEFERRED,
+         .failure = RESULT_FAIL_TEMP_REPLY,
          .reply = {.code = 450, .enh = "4.2.0", .text = "mailbox busy 100% (try later)"}},
-        {.addr = "-", .state = QUEUE_RCPT_DELIVERED,
-         .reply = {.code = 250, .text = "ok"}},
-        {.addr = "x@y", .notify = OPTS_NOTIFY_NEVER, .state = QUEUE_RCPT_FAILED,
-         .failure = RESULT_FAIL_SOME_RCPTS, .reply = {.code = 550, .enh = "5.1.1"}},
+        {.addr = "-", .state = QUEUE_RCPT_DELIVERED, .reply = {.code = 250, .text = "ok"}},
+        {.addr = "x@y",
+         .notify = OPTS_NOTIFY_NEVER,
+         .state = QUEUE_RCPT_FAILED,
+         .failure = RESULT_FAIL_SOME_RCPTS,
+         .reply = {.code = 550, .enh = "5.1.1"}},
     };
     const char *headers = "Subject: caf\xc3\xa9 %41\r\n\tcontinued\r\nX-Empty:\r\n";
     struct queue_control c = {
-        .version = 1, .id = "20261128194954-0123456789ab", .created = 1764359394,
-        .last_attempt = 1764359400, .next_attempt = 1764359700, .attempts = 3,
-        .sender = "", .rcpts = rcpts, .nrcpts = 3,
-        .headers = (char *)headers, .headers_len = strlen(headers),
-        .body_len = 12345, .eightbit = true, .is_bounce = true,
-        .body = OPTS_BODY_8BITMIME, .ret = OPTS_RET_HDRS, .envid = "env id+2B",
-        .message_id = "<a b@c>", .last_error = "450 4.2.0 busy\ttab",
+        .version = 1,
+        .id = "20261128194954-0123456789ab",
+        .created = 1764359394,
+        .last_attempt = 1764359400,
+        .next_attempt = 1764359700,
+        .attempts = 3,
+        .sender = "",
+        .rcpts = rcpts,
+        .nrcpts = 3,
+        .headers = (char *)headers,
+        .headers_len = strlen(headers),
+        .body_len = 12345,
+        .eightbit = true,
+        .is_bounce = true,
+        .body = OPTS_BODY_8BITMIME,
+        .ret = OPTS_RET_HDRS,
+        .envid = "env id+2B",
+        .message_id = "<a b@c>",
+        .last_error = "450 4.2.0 busy\ttab",
     };
     char *text = NULL;
     size_t len = 0;
@@ -498,7 +514,8 @@ static void test_store_list_delete(void **state)
     char path[512];
     snprintf(path, sizeof path, "%s/named-body", tmpdir);
     t.m.body_fd = open(path, O_RDONLY);
-    struct relay_rcpt rr[1] = {{.addr = "erin@example.com", .state = RELAY_DEFERRED,
+    struct relay_rcpt rr[1] = {{.addr = "erin@example.com",
+                                .state = RELAY_DEFERRED,
                                 .failure = RESULT_FAIL_TEMP_REPLY,
                                 .reply = {.code = 451, .enh = "4.3.0", .text = "try later"}}};
     struct queue_meta meta = {.rcpts = rr, .last_error = "451 4.3.0 try later"};
@@ -722,7 +739,8 @@ static char *check_bounce(const char *orig_sender, const char *failed_rcpt, cons
     assert_string_equal(b.rcpts[0].addr, orig_sender);
     assert_true(b.next_attempt <= b.created); /* due at once */
     assert_int_equal(b.attempts, 0);
-    assert_non_null(strstr(b.headers, "From: Mail Delivery System <MAILER-DAEMON@box.example>\r\n"));
+    assert_non_null(
+        strstr(b.headers, "From: Mail Delivery System <MAILER-DAEMON@box.example>\r\n"));
     assert_non_null(strstr(b.headers, "Auto-Submitted: auto-replied\r\n"));
     assert_non_null(strstr(b.headers, "MIME-Version: 1.0\r\n"));
     const char *ct = strstr(b.headers, "Content-Type: multipart/report; "
@@ -744,8 +762,9 @@ static char *check_bounce(const char *orig_sender, const char *failed_rcpt, cons
     assert_non_null(strstr(p1, "Content-Type: text/plain"));
     const char *p2 = strstr(p1 + 1, sep);
     assert_non_null(p2);
-    assert_true(strncmp(p2 + strlen(sep), "Content-Description: Delivery report\r\n"
-                                          "Content-Type: message/delivery-status\r\n\r\n",
+    assert_true(strncmp(p2 + strlen(sep),
+                        "Content-Description: Delivery report\r\n"
+                        "Content-Type: message/delivery-status\r\n\r\n",
                         70) == 0);
     const char *p3 = strstr(p2 + 1, sep);
     assert_non_null(p3);
@@ -761,8 +780,9 @@ static char *check_bounce(const char *orig_sender, const char *failed_rcpt, cons
     assert_non_null(strstr(ds, "\r\n\r\nReporting-MTA: dns; box.example\r\n"));
     assert_non_null(strstr(ds, "Arrival-Date: "));
     char want[256];
-    snprintf(want, sizeof want, "\r\n\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\n"
-                                "Status: %s\r\n",
+    snprintf(want, sizeof want,
+             "\r\n\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\n"
+             "Status: %s\r\n",
              failed_rcpt, status);
     assert_non_null(strstr(ds, want));
     if (diagnostic)
@@ -949,7 +969,9 @@ static void test_bounce_direct(void **state)
     make_message(&t, "alice@example.org", "bob@example.com", "carol@example.com", "x\r\n");
     struct relay_rcpt rr[2] = {
         {.addr = "bob@example.com", .state = RELAY_DELIVERED},
-        {.addr = "carol@example.com", .state = RELAY_FAILED, .failure = RESULT_FAIL_SOME_RCPTS,
+        {.addr = "carol@example.com",
+         .state = RELAY_FAILED,
+         .failure = RESULT_FAIL_SOME_RCPTS,
          .reply = {.code = 550, .enh = "5.1.1", .text = "no such user"}},
     };
     struct result r;
@@ -968,7 +990,8 @@ static void test_bounce_direct(void **state)
     assert_int_equal(queue_bounce(q, &c, &t.m, rr, 2, false, &r), OUTCOME_OK);
     assert_int_equal(count_files("", ".ctl"), 1);
     char *body = check_bounce("alice@example.org", "carol@example.com", "5.1.1", true);
-    assert_non_null(strstr(body, "<carol@example.com>: the smarthost said: 550 5.1.1 no such user"));
+    assert_non_null(
+        strstr(body, "<carol@example.com>: the smarthost said: 550 5.1.1 no such user"));
     assert_null(strstr(body, "Final-Recipient: rfc822; bob@example.com"));
     free(body);
     close(t.m.body_fd);
