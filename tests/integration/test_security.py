@@ -494,12 +494,18 @@ class SecretTests(Base):
             self.assertNotIn(f, text)
 
     def test_verbose_transcript_has_no_password(self):
-        res = self.postie(["-v", "b@example.org"], stdin=MSG)
-        self.assertEqual(res.returncode, EX_OK, res.err)
-        self.assertEqual(self.sh.wait_messages(1)[0]["auth_user"], USER)
-        self.assertIn("AUTH", res.err.upper())  # the transcript is there ...
-        self.assertNoSecret(res.err)              # ... without the secret
-        self.assertNoSecret(res.out)
+        for n, mech in enumerate(("login", "plain", "any")):
+            with self.subTest(auth=mech):
+                conf = write_config(self.tmp.path, self.sh, name=mech + ".conf", account={
+                    "user": USER, "password": PASSWORD, "allow_plaintext_auth": True,
+                    "auth": mech})
+                res = run_postie(["-v", "b@example.org"], stdin=MSG, config=conf)
+                self.assertEqual(res.returncode, EX_OK, res.err)
+                self.assertEqual(self.sh.wait_messages(n + 1)[n]["auth_user"], USER)
+                if mech != "any":
+                    self.assertIn("AUTH " + mech.upper(), res.err)  # the transcript is there ...
+                self.assertNoSecret(res.err)                         # ... without the secret
+                self.assertNoSecret(res.out)
 
     def test_rejected_password_is_not_echoed(self):
         wrong = "Wrong-0a1b2c3d-secret"
