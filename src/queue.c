@@ -890,6 +890,7 @@ static enum outcome queue_commit(struct queue *q, struct queue_control *c, int s
     if (src_fd >= 0 && fstat(src_fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 0) {
         bfd = src_fd;
         c->body_len = st.st_size;
+        fchmod(bfd, q->file_mode);
     }
     for (int pass = 0; pass < 2; pass++) {
         if (bfd < 0) {
@@ -1747,7 +1748,7 @@ static void queue_remove(struct queue *q, const char *id)
     unlinkat(q->dirfd, name, 0);
 }
 
-/* An undeliverable bounce: keep it in failed/ for the administrator. */
+/* An undeliverable bounce (or null-sender message): keep it in failed/. */
 static void queue_to_failed(struct queue *q, struct queue_msg *msg, const char *why)
 {
     char src[QUEUE_ID_MAX + 16], dst[QUEUE_ID_MAX + 32];
@@ -1759,15 +1760,17 @@ static void queue_to_failed(struct queue *q, struct queue_msg *msg, const char *
         snprintf(dst, sizeof dst, "failed/%s.ctl", msg->c.id);
         if (queue_write_control(q, &msg->c, dst, &r)) {
             queue_remove(q, msg->c.id);
-            log_warn("queue %s: bounce %s to <%s> could not be delivered (%s); kept in %s/failed/",
-                     q->dir, msg->c.id, msg->c.rcpts[0].addr, why, q->dir);
+            log_warn("queue %s: %s %s to <%s> could not be delivered (%s); kept in %s/failed/",
+                     q->dir, msg->c.is_bounce ? "bounce" : "null-sender message", msg->c.id,
+                     msg->c.rcpts[0].addr, why, q->dir);
             return;
         }
     }
     /* Could not keep a copy: the administrator still gets the log line. */
     queue_remove(q, msg->c.id);
-    log_warn("queue %s: bounce %s to <%s> could not be delivered (%s); discarded (%s)", q->dir,
-             msg->c.id, msg->c.rcpts[0].addr, why, r.text[0] != '\0' ? r.text : strerror(errno));
+    log_warn("queue %s: %s %s to <%s> could not be delivered (%s); discarded (%s)", q->dir,
+             msg->c.is_bounce ? "bounce" : "null-sender message", msg->c.id, msg->c.rcpts[0].addr,
+             why, r.text[0] != '\0' ? r.text : strerror(errno));
 }
 
 /*
@@ -1843,8 +1846,11 @@ static void queue_settle(struct queue *q, const struct conf *c, struct queue_msg
         ctl->last_error = mem_strdup(first_error);
     }
 
-    if (given_up > 0 && ctl->is_bounce) {
-        /* Never a bounce for a bounce: the administrator gets it in failed/. */
+    if (given_up > 0 && (ctl->is_bounce || ctl->sender[0] == '\0')) {
+        /*
+         * Never a bounce for a bounce, nor to the null sender: the
+         * administrator finds the message in failed/ (and the log).
+         */
         for (size_t k = 0; k < ctl->nrcpts; k++)
             if (msg->rr[k].state == RELAY_FAILED)
                 ctl->rcpts[k].state = QUEUE_RCPT_FAILED;
@@ -1857,15 +1863,10 @@ static void queue_settle(struct queue *q, const struct conf *c, struct queue_msg
         struct result br;
         result_clear(&br);
         enum outcome brc =
-            ctl->sender[0] == '\0'
-                ? OUTCOME_OK
-                : queue_bounce_parts(q, c, ctl->sender, ctl->headers, ctl->headers_len, ctl->envid,
-                                     msg->rr, ctl->nrcpts, ctl->created, ctl->id, &br);
-        if (ctl->sender[0] == '\0')
-            log_info("%s: no bounce for the null sender", ctl->id);
+            queue_bounce_parts(q, c, ctl->sender, ctl->headers, ctl->headers_len, ctl->envid,
+                               msg->rr, ctl->nrcpts, ctl->created, ctl->id, &br);
         if (brc == OUTCOME_OK) {
-            if (ctl->sender[0] != '\0')
-                st->bounced++;
+            st->bounced++;
             for (size_t k = 0; k < ctl->nrcpts; k++)
                 if (msg->rr[k].state == RELAY_FAILED)
                     ctl->rcpts[k].state = QUEUE_RCPT_FAILED;

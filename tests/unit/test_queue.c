@@ -864,7 +864,7 @@ static void test_flush_expiry(void **state)
     queue_close(q);
 }
 
-/* A null sender's message is given up without a bounce. */
+/* A null sender's message is given up without a bounce, kept in failed/. */
 static void test_flush_null_sender(void **state)
 {
     (void)state;
@@ -878,8 +878,10 @@ static void test_flush_null_sender(void **state)
     fake.fail_code = 550;
     assert_int_equal(queue_flush(q, &c, false, NULL, &st, &r), OUTCOME_OK);
     assert_int_equal(st.bounced, 0);
+    assert_int_equal(st.failed, 1);
     assert_int_equal(count_files("", ".ctl"), 0);
-    assert_int_equal(count_files("failed", ".ctl"), 0);
+    assert_int_equal(count_files("", ".body"), 0);
+    assert_int_equal(count_files("failed", ".ctl"), 1);
     queue_close(q);
 }
 
