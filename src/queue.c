@@ -9,7 +9,7 @@
  *                it is only ever replaced by rename()
  *   tmp/         control files being written (stale ones removed after 1 h)
  *   corrupt/     control files that could not be parsed, with their bodies
- *   failed/      bounces that could not be delivered
+ *   failed/      bounces (and null-sender messages) that could not be delivered
  */
 #include "config.h"
 

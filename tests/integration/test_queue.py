@@ -474,6 +474,17 @@ class QueueTest(unittest.TestCase):
         self.assertEqual(self.files("corrupt"), [bad + ".body", bad + ".ctl"])
         self.assert_queue_empty()
 
+    def test_queue_dir_read_only(self):
+        self.smarthost()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k,mode=0700", "tmpfs", self.q],
+                       check=True)
+        self.mounted = True
+        self.config()
+        res = self.send("read-only", args=["-odq"])
+        self.assertIn(res.returncode, (73, 75), res)
+        self.assertIn("not writable", res.err)
+        self.assertEqual(self.sh.connections(), 0)
+
     def test_queue_dir_missing(self):
         self.smarthost()
         self.config(queue_dir=os.path.join(self.d, "nonexistent"))
