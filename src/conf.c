@@ -595,6 +595,24 @@ static void conf_fill(cfg_t *cfg, struct conf *c)
     }
 }
 
+/* Overwrites the secrets libConfuse holds before it frees them. */
+static void conf_free_cfg(cfg_t *cfg)
+{
+    unsigned n = cfg_size(cfg, "account");
+    for (unsigned i = 0; i < n; i++) {
+        cfg_t *sec = cfg_getnsec(cfg, "account", i);
+        if (sec == NULL)
+            continue;
+        static const char *const keys[] = {"password", "password_command"};
+        for (size_t k = 0; k < 2; k++) {
+            char *v = cfg_getstr(sec, keys[k]);
+            if (v != NULL)
+                mem_wipe(v, strlen(v));
+        }
+    }
+    cfg_free(cfg);
+}
+
 /* ------------------------------------------------------------------- parsing */
 
 /* What a light scan of the text finds before libConfuse parses it. */
@@ -709,19 +727,19 @@ static enum outcome conf_parse_text(const char *name, const char *text, size_t l
     int rc = cfg_parse_buf(cfg, text);
     conf_cur = NULL;
     if (rc != CFG_SUCCESS) {
-        cfg_free(cfg);
+        conf_free_cfg(cfg);
         if (!ctx.failed)
             result_set(r, OUTCOME_CONFIG, "%s: cannot parse the configuration", name);
         return OUTCOME_CONFIG;
     }
     if (sc.depth > 0) {
-        cfg_free(cfg);
+        conf_free_cfg(cfg);
         return result_set(r, OUTCOME_CONFIG,
                           "%s:%d: premature end of file: the section opened here is not closed",
                           name, sc.open_line);
     }
     conf_fill(cfg, c);
-    cfg_free(cfg);
+    conf_free_cfg(cfg);
     c->path = mem_strdup(name);
     return OUTCOME_OK;
 }
