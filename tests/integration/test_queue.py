@@ -373,13 +373,14 @@ class QueueTest(unittest.TestCase):
         sh = self.smarthost()
         self.config(queue_lifetime="2s")
         sh.stop()
-        start = time.time()
         res = self.send("expiring")
         self.assertEqual(res.returncode, 0, res)
         orig = self.queued_ids()
         self.assertEqual(len(orig), 1)
+        with open(os.path.join(self.q, orig[0] + ".ctl")) as f:
+            created = int(re.search(r"^created (\d+)$", f.read(), re.M).group(1))
         # A deadline wait: the message has to be older than its lifetime.
-        wait_until(lambda: time.time() >= start + 3.0, timeout=10, what="queue_lifetime")
+        wait_until(lambda: time.time() >= created + 3, timeout=15, what="queue_lifetime")
         res = self.postie("-q")
         self.assertEqual(res.returncode, 0, res)
         ids = self.queued_ids()
