@@ -770,6 +770,12 @@ static void *bridge_thread(void *arg)
                 if (b->v_txn)
                     bridge_verify_downstream(b, down, down_len);
                 progress = true;
+                /* A short read drained the socket: wait in poll() rather than
+                 * spend a syscall on EAGAIN (unless TLS still holds bytes). */
+                if (down_len < BRIDGE_BUF_R2L && (b->ssl == NULL || !SSL_has_pending(b->ssl))) {
+                    remote_read_blocked = true;
+                    remote_read_want = POLLIN;
+                }
             } else if (n == 0) {
                 remote_eof = true;
                 progress = true;
@@ -811,6 +817,8 @@ static void *bridge_thread(void *arg)
                 }
                 up_off = 0;
                 progress = true;
+                if ((size_t)n < BRIDGE_BUF_L2R - have)
+                    local_read_blocked = true; /* drained, as above */
             } else if (n == 0) {
                 local_eof = true;
                 progress = true;

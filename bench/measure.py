@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""bench/measure.py - runs each client as a child of /usr/bin/time and
+reports wall time, CPU time (user+sys) and peak RSS.  Called by bench/run.sh;
+not a test (benchmarks never run in make check).  Clients are interleaved
+(one run of each in turn) so that background load hits them alike; the
+small-message figures are medians."""
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+
+def run(argv, stdin_path):
+    """Runs argv under /usr/bin/time with stdin from a file.  Returns
+    (exit status, wall s, cpu s, peak RSS KiB): CPU from wait4() (microsecond
+    resolution; /usr/bin/time's own share is a fraction of a millisecond),
+    peak RSS from /usr/bin/time's %M (the client's own ru_maxrss)."""
+    with tempfile.NamedTemporaryFile("r") as out, open(stdin_path, "rb") as inp, \
+            open(os.devnull, "wb") as null:
+        argv = ["/usr/bin/time", "-f", "%M", "-o", out.name] + argv
+        start = time.monotonic()
+        pid = os.posix_spawn(argv[0], argv, os.environ,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, inp.fileno(), 0),
+                                           (os.POSIX_SPAWN_DUP2, null.fileno(), 1),
+                                           (os.POSIX_SPAWN_DUP2, null.fileno(), 2)])
+        _, status, ru = os.wait4(pid, 0)
+        wall = time.monotonic() - start
+        rss = out.read().split()[-1]
+    return os.waitstatus_to_exitcode(status), wall, ru.ru_utime + ru.ru_stime, int(rss)
+
+
+def main():
+    work, runs, nrcpt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    clients, cur = [], []
+    for a in sys.argv[4:]:
+        if a == ";":
+            clients.append((cur[0], cur[1:]))
+            cur = []
+        else:
+            cur.append(a)
+    small, large = os.path.join(work, "small.eml"), os.path.join(work, "large.eml")
+    rcpts = ["user%03d@example.org" % i for i in range(nrcpt)]
+    size_mb = os.path.getsize(large) / 1e6
+
+    res = {name: {"sw": [], "sc": [], "srss": [], "bad": 0} for name, _ in clients}
+    for _ in range(runs):
+        for name, argv in clients:
+            rc, w, c, rss = run(argv + ["sink@example.org"], small)
+            r = res[name]
+            r["bad"] += rc != 0
+            r["sw"].append(w)
+            r["sc"].append(c)
+            r["srss"].append(rss)
+    for _ in range(3):
+        for name, argv in clients:
+            rc, w, c, rss = run(argv + ["sink@example.org"], large)
+            r = res[name]
+            r["bad"] += rc != 0
+            r.setdefault("lw", []).append(w)
+            r.setdefault("lc", []).append(c)
+            r.setdefault("lrss", []).append(rss)
+            rc, w, c, rss = run(argv + rcpts, small)
+            r["bad"] += rc != 0
+            r.setdefault("rw", []).append(w)
+            r.setdefault("rc", []).append(c)
+
+    print("%-7s | %-28s | %-30s | %-19s |" % ("", "small message, median of %d" % runs,
+                                               "%.0f MB message, best of 3" % size_mb,
+                                               "%d rcpts, best of 3" % nrcpt))
+    print("%-7s | %8s %8s %10s | %8s %8s %12s | %8s %8s | %s" % (
+        "client", "wall ms", "cpu ms", "RSS KiB", "wall s", "cpu s", "peak RSS KiB",
+        "wall ms", "cpu ms", "failures"))
+    for name, _ in clients:
+        r = res[name]
+        print("%-7s | %8.1f %8.1f %10d | %8.2f %8.2f %12d | %8.1f %8.1f | %d" % (
+            name, statistics.median(r["sw"]) * 1000, statistics.median(r["sc"]) * 1000,
+            statistics.median(r["srss"]), min(r["lw"]), min(r["lc"]), max(r["lrss"]),
+            min(r["rw"]) * 1000, min(r["rc"]) * 1000, r["bad"]))
+
+
+if __name__ == "__main__":
+    main()
