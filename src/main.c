@@ -168,14 +168,19 @@ int main(int argc, char **argv)
     result_clear(&r);
     if (opts_parse(argc, argv, &o, &r) != OUTCOME_OK) {
         log_error("%s (see '%s --help')", r.text, prog);
+        opts_free(&o);
         return result_exit_code(r.outcome);
     }
-    if (o.mode == OPTS_MODE_HELP) {
-        fputs(opts_help_text(), stdout);
-        return EX_OK;
+    if (o.mode == OPTS_MODE_HELP || o.mode == OPTS_MODE_VERSION) {
+        int status = EX_OK;
+        if (o.mode == OPTS_MODE_HELP)
+            fputs(opts_help_text(), stdout);
+        else
+            status = main_version();
+        opts_free(&o);
+        free(progdup);
+        return status;
     }
-    if (o.mode == OPTS_MODE_VERSION)
-        return main_version();
     log_init(prog, o.verbose, false);
 
     /* Whatever the user names is opened without the setgid group. */
@@ -228,6 +233,7 @@ int main(int argc, char **argv)
     }
     free(user);
     conf_free(&conf);
+    opts_free(&o);
     free(progdup);
     if (fflush(stdout) != 0 && status == EX_OK)
         status = EX_IOERR;
