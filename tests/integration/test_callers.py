@@ -453,6 +453,30 @@ transport.sendMail({
         self.assertEqual(body_of(m["data"]),
                          "backup: 3 files, 1.2 MB\r\nbackup done \u2713\r\n".encode("utf-8"))
 
+    def test_cronie(self):
+        # cronie: -t and a bare login name as -f; From: "(Cron Daemon)" <login>
+        self.start()
+        msg = ('From: "(Cron Daemon)" <root>\n'
+               "To: root\n"
+               "Subject: Cron <root@buildhost> /usr/local/bin/backup\n"
+               "MIME-Version: 1.0\n"
+               "Content-Type: text/plain; charset=UTF-8\n"
+               "Auto-Submitted: auto-generated\n"
+               "Precedence: bulk\n"
+               "X-Cron-Env: <SHELL=/bin/sh>\n"
+               "\n"
+               "backup done\n").encode()
+        argv = [self.wrapper, "-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t", "-f", "root"]
+        p = self.run_caller(argv, input=msg)
+        self.assertEqual(p.returncode, 0, p.out + p.err)
+        m = self.only_message()
+        self.assertEqual(m["mail_from"], "root@box.example")
+        self.assertEqual(m["rcpt_tos"], ["admin@example.net"])
+        self.assertIn("root@box.example", header_value(m["data"], "From"))
+        self.assertEqual(header_value(m["data"], "Auto-Submitted"), "auto-generated")
+        self.assertIn("date", header_names(m["data"]))
+        self.assertEqual(body_of(m["data"]), b"backup done\r\n")
+
     def test_debian_cron_mailto_list(self):
         # MAILTO="ops@example.net, root" reaches sendmail as "ops@example.net," and "root"
         self.start()
