@@ -29,6 +29,7 @@ struct addr_parser {
     struct addr_tok *t;
     size_t n, cap, pos;
     struct addr_list *out;
+    size_t vcap; /* allocated slots in out->v */
     struct result *r;
 };
 
@@ -296,7 +297,10 @@ static enum outcome addr_spec(struct addr_parser *p, char *display, const char *
         a.bare = true;
         a.end = p->t[last - 1].end;
     }
-    p->out->v = mem_resize(p->out->v, p->out->n + 1, sizeof *p->out->v);
+    if (p->out->n == p->vcap) {
+        p->vcap = p->vcap ? 2 * p->vcap : 4;
+        p->out->v = mem_resize(p->out->v, p->vcap, sizeof *p->out->v);
+    }
     p->out->v[p->out->n++] = a;
     return OUTCOME_OK;
 }

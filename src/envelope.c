@@ -34,11 +34,53 @@ static enum outcome envelope_prefix(struct result *r, enum outcome o, const char
     return result_set(r, o, "%s: %s", what, text);
 }
 
+/*
+ * De-duplication in linear time: an open-addressing hash set of indexes into
+ * e->rcpts, keyed by the local part (exact) and the domain (lower case).
+ */
+struct envelope_index {
+    size_t *slot; /* index + 1; 0 = empty */
+    size_t size;  /* a power of two */
+};
+
+static size_t envelope_hash(const char *a)
+{
+    size_t h = (size_t)1469598103934665603ULL;
+    const char *at = NULL;
+    bool q = false;
+    for (const char *c = a; *c != '\0'; c++) {
+        if (q && *c == '\\' && c[1] != '\0')
+            c++;
+        else if (*c == '"')
+            q = !q;
+        else if (!q && *c == '@' && at == NULL)
+            at = c;
+        unsigned char u = (unsigned char)*c;
+        if (at != NULL && u >= 'A' && u <= 'Z')
+            u = (unsigned char)(u - 'A' + 'a');
+        h = (h ^ u) * (size_t)1099511628211ULL;
+    }
+    return h;
+}
+
+static void envelope_index_put(struct envelope_index *x, const char *a, size_t i)
+{
+    size_t m = x->size - 1, k = envelope_hash(a) & m;
+    while (x->slot[k] != 0)
+        k = (k + 1) & m;
+    x->slot[k] = i + 1;
+}
+
 static bool envelope_has(const struct envelope *e, const char *a)
 {
-    for (size_t i = 0; i < e->nrcpts; i++) {
-        if (addr_equal(e->rcpts[i], a))
+    const struct envelope_index *x = e->index;
+    if (x == NULL)
+        return false;
+    size_t m = x->size - 1, k = envelope_hash(a) & m;
+    while (x->slot[k] != 0) {
+        if (addr_equal(e->rcpts[x->slot[k] - 1], a))
             return true;
+        k = (k + 1) & m;
     }
     return false;
 }
@@ -47,8 +89,25 @@ static void envelope_push(struct envelope *e, const char *a)
 {
     if (envelope_has(e, a))
         return;
-    e->rcpts = mem_resize(e->rcpts, e->nrcpts + 1, sizeof *e->rcpts);
+    if (e->nrcpts == e->cap) {
+        e->cap = e->cap ? 2 * e->cap : 8;
+        e->rcpts = mem_resize(e->rcpts, e->cap, sizeof *e->rcpts);
+    }
     e->rcpts[e->nrcpts++] = mem_strdup(a);
+    if (e->index == NULL || 2 * e->nrcpts > e->index->size) {
+        /* (re)build at twice the load */
+        struct envelope_index *x = e->index ? e->index : mem_alloc(sizeof *x);
+        free(x->slot);
+        x->size = x->size ? 2 * x->size : 16;
+        while (2 * e->nrcpts > x->size)
+            x->size *= 2;
+        x->slot = mem_array(x->size, sizeof *x->slot);
+        e->index = x;
+        for (size_t i = 0; i < e->nrcpts; i++)
+            envelope_index_put(x, e->rcpts[i], i);
+    } else {
+        envelope_index_put(e->index, a, e->nrcpts - 1);
+    }
 }
 
 /* true when the domain of a is one of ours (localhost, hostname, qualify domain). */
@@ -233,6 +292,10 @@ void envelope_qualify_headers(struct header_block *h, const char *domain)
 
 void envelope_free(struct envelope *e)
 {
+    if (e->index != NULL) {
+        free(e->index->slot);
+        free(e->index);
+    }
     free(e->sender);
     for (size_t i = 0; i < e->nrcpts; i++)
         free(e->rcpts[i]);

@@ -34,10 +34,14 @@
 #include "opts.h"
 #include "result.h"
 
+struct envelope_index;
+
 struct envelope {
     char *sender;  /* "" is the null sender */
     char **rcpts;
     size_t nrcpts;
+    size_t cap;                   /* allocated slots in rcpts */
+    struct envelope_index *index; /* hash set for de-duplication (private) */
 };
 
 struct envelope_params {
