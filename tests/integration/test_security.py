@@ -790,6 +790,19 @@ class SetgidTests(unittest.TestCase):
         self.assertEqual(owner, 0, "/proc/PID/mem still belongs to the user")
         self.assertEqual(core[0].split()[4:6], ["0", "0"], core)
 
+    def test_root_caller_drops_the_group_too(self):
+        """root running the setgid copy with -C: the group is dropped (root could
+        take it back, so the regain check does not apply) and the send works."""
+        conf = write_config(self.dir, self.sh, mode=0o600)
+        p = subprocess.Popen([self.sgid, "-C", conf, "-t"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.dir,
+                             env={"PATH": "/usr/bin:/bin"})
+        seen = self.wait_gids(p, (0, 0, 0, 0))
+        rc, out, err = self.finish(p, MSG)
+        self.assertEqual(seen, (0, 0, 0, 0))
+        self.assertEqual(rc, EX_OK, err)
+        self.assertEqual(self.sh.wait_messages(1)[0]["rcpt_tos"], ["b@example.org"])
+
 
 if __name__ == "__main__":
     unittest.main()
