@@ -4,6 +4,7 @@
  */
 #include "testlib.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -239,6 +240,25 @@ static void test_qualify_headers(void **state)
     fx_free(f);
 }
 
+/* Many recipients, each given twice with the domain in another case. */
+static void test_dedup_many(void **state)
+{
+    (void)state;
+    struct fixture *f = fx_new(NULL, NULL, 0, false);
+    size_t n = 20000;
+    for (size_t pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            char a[64];
+            snprintf(a, sizeof a, "u%zx@%s.example", i, pass ? "HOST" : "host");
+            assert_int_equal(envelope_add(&f->p, &f->e, a, "x", OUTCOME_DATAERR, &f->r),
+                             OUTCOME_OK);
+        }
+    }
+    assert_int_equal(f->e.nrcpts, n);
+    assert_string_equal(f->e.rcpts[n - 1], "u4e1f@host.example");
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_sender),
         cmocka_unit_test(test_smtp_mode),
         cmocka_unit_test(test_qualify_headers),
+        cmocka_unit_test(test_dedup_many),
     };
     return TESTLIB_RUN(tests);
 }
