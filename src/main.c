@@ -14,6 +14,7 @@
 #include <libgen.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,11 +73,23 @@ static char *main_user(void)
 }
 
 /*
- * After a delivery worked the smarthost is evidently reachable: flush due
- * queued mail in a detached grandchild so the caller is not kept waiting.
+ * After a delivery worked the smarthost is evidently reachable: when queued
+ * mail is due, flush it in a detached grandchild so the caller is not kept
+ * waiting.
  */
 static void main_flush_detached(const struct conf *conf)
 {
+    if (conf->queue_dir == NULL || conf->queue_dir[0] == '\0')
+        return;
+    struct result r;
+    struct queue *q;
+    if (queue_open(conf->queue_dir, &q, &r) != OUTCOME_OK)
+        return;
+    bool due = queue_has_due(q);
+    queue_close(q);
+    if (!due)
+        return;
+    fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)
         return;
@@ -94,8 +107,6 @@ static void main_flush_detached(const struct conf *conf)
         if (fd > STDERR_FILENO)
             close(fd);
     }
-    struct result r;
-    struct queue *q;
     struct queue_flush_stats st = {0};
     if (queue_open(conf->queue_dir, &q, &r) == OUTCOME_OK) {
         queue_flush(q, conf, true, NULL, &st, &r);
@@ -206,7 +217,7 @@ int main(int argc, char **argv)
             log_error("%s", r.text);
         else if (status == EX_OK && r.text[0] != '\0')
             log_warn("%s", r.text);
-        if (rep.flush_wanted && conf.queue_dir != NULL && conf.queue_dir[0] != '\0')
+        if (rep.flush_wanted)
             main_flush_detached(&conf);
         break;
     case OPTS_MODE_VERIFY:
@@ -218,6 +229,7 @@ int main(int argc, char **argv)
         status = result_exit_code(smtpd_run(&sp, STDIN_FILENO, STDOUT_FILENO, &r));
         if (status != EX_OK && r.text[0] != '\0')
             log_error("%s", r.text);
+        main_flush_detached(&conf);
         break;
     case OPTS_MODE_LIST:
     case OPTS_MODE_FLUSH:

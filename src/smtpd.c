@@ -29,7 +29,6 @@
 #include "log.h"
 #include "mem.h"
 #include "message.h"
-#include "privs.h"
 
 /* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF. */
 #define SMTPD_LINE_MAX 512
@@ -1046,8 +1045,7 @@ static const char *smtpd_spool_dir(const struct conf *c)
     if (c->queue_dir != NULL && c->queue_dir[0] != '\0' &&
         faccessat(AT_FDCWD, c->queue_dir, W_OK | X_OK, AT_EACCESS) == 0)
         return c->queue_dir;
-    const char *t = privs_elevated() ? NULL : getenv("TMPDIR");
-    return t != NULL && t[0] == '/' ? t : "/tmp";
+    return submit_tmpdir();
 }
 
 enum outcome smtpd_run(const struct submit_params *base, int in_fd, int out_fd, struct result *r)

@@ -24,8 +24,7 @@
 #include "queue.h"
 #include "relay.h"
 
-/* Where the body spool goes when the queue is off or unusable. */
-static const char *submit_tmpdir(void)
+const char *submit_tmpdir(void)
 {
     const char *t = privs_elevated() ? NULL : getenv("TMPDIR");
     return t != NULL && t[0] == '/' ? t : "/tmp";
@@ -234,7 +233,8 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
             snprintf(why, sizeof why, "%s", result_failure_text(t.temp_failure));
     }
 
-    /* Name every permanently rejected recipient. */
+    /* Name every permanently rejected recipient; the first one's reply goes into r. */
+    char rejected[400] = "";
     for (size_t i = 0; i < it.nrcpts; i++) {
         if (it.rcpts[i].state != RELAY_FAILED)
             continue;
@@ -242,6 +242,10 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
         submit_describe(it.rcpts[i].reply.code ? &it.rcpts[i].reply : &it.reply,
                         it.rcpts[i].failure, d, sizeof d);
         log_error("<%s>: %s", it.rcpts[i].addr, d);
+        /* Truncation is fine here: r holds one line anyway. */
+        if (rejected[0] == '\0' &&
+            snprintf(rejected, sizeof rejected, "<%s>: %s", it.rcpts[i].addr, d) < 0)
+            rejected[0] = '\0';
     }
 
     bool queued = false;
@@ -284,8 +288,9 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
         submit_describe(&it.reply, kind, d, sizeof d);
         submit_log_line(&m, &it, acct, rep->id, "bounced", t.deferred ? why : d);
         if (rc != OUTCOME_OK)
-            result_set(r, rc, "%s: %zu of %zu recipients rejected%s", result_failure_text(kind),
-                       t.failed, it.nrcpts, queued ? "; the rest are queued" : "");
+            result_set(r, rc, "%s: %zu of %zu recipients rejected%s (%s)",
+                       result_failure_text(kind), t.failed, it.nrcpts,
+                       queued ? "; the rest are queued" : "", rejected);
         else
             result_set(r, OUTCOME_OK, "%zu of %zu recipients rejected; %s", t.failed,
                        it.nrcpts, dsn_mailed ? "a delivery status notification was queued"

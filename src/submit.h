@@ -39,6 +39,12 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
                         struct result *r);
 
 /*
+ * Where a spool file goes when the queue is off or unusable: $TMPDIR when it
+ * is an absolute path and the process is not privileged, else /tmp.
+ */
+const char *submit_tmpdir(void);
+
+/*
  * -bv: connects, negotiates TLS and AUTH, tests each recipient (aliases and
  * qualification applied) with RCPT, sends no message and prints one line
  * per address on out.  OUTCOME_OK only when every address is accepted.
