@@ -168,7 +168,7 @@ static void aliases_entry(struct aliases *a, struct aliases_report *rep, char *t
         }
     }
     if (aliases_lookup(a, name) != NULL) {
-        aliases_problem(rep, true, line, "alias %s defined twice (first definition kept)", name);
+        aliases_problem(rep, false, line, "alias %s defined twice (first definition kept)", name);
         return;
     }
     struct aliases_entry e = {.name = mem_strdup(name), .line = line};

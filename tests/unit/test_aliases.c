@@ -160,7 +160,7 @@ static void test_check(void **state)
     out = check("syntax-errors.aliases", OUTCOME_DATAERR, 4);
     char *path = data("syntax-errors.aliases");
     const char *lines[] = {":2: bad alias name", ":4: empty alias name", ":5: bad alias name",
-                           ":7: alias dup defined twice", ":8: alias broken: bad target",
+                           ":7: warning: alias dup defined twice", ":8: alias broken: bad target",
                            ":9: alias utf8: invalid address"};
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
         char *want = mem_printf("%s%s", path, lines[i]);
