@@ -42,8 +42,8 @@
 #include "log.h"
 #include "mem.h"
 
-#define BRIDGE_BUF_L2R (64 * 1024) /* libESMTP -> smarthost (the message) */
-#define BRIDGE_BUF_R2L (16 * 1024) /* smarthost -> libESMTP (replies) */
+#define BRIDGE_BUF_L2R (16 * 1024) /* libESMTP -> smarthost (it writes 2-8 KiB at a time) */
+#define BRIDGE_BUF_R2L (4 * 1024)  /* smarthost -> libESMTP (replies) */
 #define BRIDGE_REPLY_MAX 8192      /* longest reply read in the STARTTLS exchange */
 
 struct bridge {
