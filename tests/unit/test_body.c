@@ -4,6 +4,7 @@
  */
 #include "testlib.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -198,7 +199,14 @@ static void test_label_unlabelled_8bit(void **state)
 }
 
 /* message_prepare() on text, then message_downgrade() for a server without 8BITMIME. */
+static struct message prepare_len(const char *text, size_t len, enum outcome want);
+
 static struct message prepare(const char *text, enum outcome want)
+{
+    return prepare_len(text, strlen(text), want);
+}
+
+static struct message prepare_len(const char *text, size_t len, enum outcome want)
 {
     char *args[] = {"a@example.org"};
     struct opts o = {.args = args, .nargs = 1, .ignore_dots = true};
@@ -206,7 +214,7 @@ static struct message prepare(const char *text, enum outcome want)
     struct message_params p = {.opts = &o, .conf = &c, .user = "alice"};
     struct result r;
     int in = message_spool_open(NULL, &r);
-    assert_int_equal(write(in, text, strlen(text)), (ssize_t)strlen(text));
+    assert_int_equal(write(in, text, len), (ssize_t)len);
     lseek(in, 0, SEEK_SET);
     struct message m;
     assert_int_equal(message_prepare(&p, in, &m, &r), want);
@@ -259,6 +267,43 @@ static void test_downgrade(void **state)
     message_free(&m);
 }
 
+static int count_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        n += fcntl(fd, F_GETFD) != -1;
+    return n;
+}
+
+/* message_prepare() leaves nothing behind when a stage fails. */
+static void test_prepare_failures_clean_up(void **state)
+{
+    (void)state;
+    int before = count_fds();
+    const char nul[] = "Subject: a\0b\n\nx\n";
+    struct message m = prepare_len(nul, sizeof nul - 1, OUTCOME_DATAERR);
+    assert_int_equal(m.body_fd, -1);
+    assert_null(m.headers);
+    char *longhdr = mem_alloc(3000);
+    strcpy(longhdr, "X-Long: ");
+    memset(longhdr + 8, 'x', 1500);
+    strcpy(longhdr + 1508, "\n\nbody\n");
+    m = prepare(longhdr, OUTCOME_DATAERR);
+    free(longhdr);
+    assert_int_equal(m.body_fd, -1);
+    /* a long body line re-encoded into a second spool file: one fd kept */
+    char *longbody = mem_alloc(3000);
+    strcpy(longbody, "Subject: x\n\n");
+    memset(longbody + 12, 'y', 2000);
+    strcpy(longbody + 2012, "\n");
+    m = prepare(longbody, OUTCOME_OK);
+    free(longbody);
+    assert_true(m.reencoded);
+    assert_int_equal(count_fds(), before + 1);
+    message_free(&m);
+    assert_int_equal(count_fds(), before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_label_qp),
         cmocka_unit_test(test_label_unlabelled_8bit),
         cmocka_unit_test(test_downgrade),
+        cmocka_unit_test(test_prepare_failures_clean_up),
     };
     return TESTLIB_RUN(tests);
 }
