@@ -650,6 +650,30 @@ static void relay_collect(struct relay_msg *mm, enum result_failure sf, const ch
         relay_set_text(&it->reply, sf_text);
 }
 
+/*
+ * -v: libESMTP switches its monitor off for the message data (and, with
+ * CHUNKING, for the rest of the session), so the transcript may stop at
+ * MAIL; the replies it recorded are listed here instead.
+ */
+static void relay_log_statuses(const struct relay_msg *mm, bool verify_only)
+{
+    struct relay_reply rep;
+    relay_copy_status(&rep, smtp_reverse_path_status(mm->m));
+    log_debug("MAIL FROM:<%s>: %d %s%s%s", mm->item->sender, rep.code, rep.enh,
+              rep.enh[0] ? " " : "", rep.text);
+    for (size_t j = 0; j < mm->item->nrcpts; j++) {
+        if (mm->r[j] == NULL)
+            continue;
+        relay_copy_status(&rep, smtp_recipient_status(mm->r[j]));
+        log_debug("RCPT TO:<%s>: %d %s%s%s", mm->item->rcpts[j].addr, rep.code, rep.enh,
+                  rep.enh[0] ? " " : "", rep.text);
+    }
+    if (!verify_only) {
+        relay_copy_status(&rep, smtp_message_transfer_status(mm->m));
+        log_debug("end of data: %d %s%s%s", rep.code, rep.enh, rep.enh[0] ? " " : "", rep.text);
+    }
+}
+
 /* true when some pending recipient of a message did not get a final answer. */
 static bool relay_incomplete(const struct relay_msg *mm, bool verify_only)
 {
@@ -980,8 +1004,11 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
             relay_mark_all(items, n, sf, sf_text);
         } else {
             for (size_t i = 0; i < n; i++)
-                if (rs.msgs[i].added)
+                if (rs.msgs[i].added) {
                     relay_collect(&rs.msgs[i], sf, sf_text, s->verify_only);
+                    if (log_verbose())
+                        relay_log_statuses(&rs.msgs[i], s->verify_only);
+                }
         }
         if (sf != RESULT_FAIL_NONE) {
             log_error("%s", sf_text);

@@ -97,6 +97,17 @@ class DeliveryTests(RelayCase):
         self.assertTrue(bdat[-1].upper().endswith("LAST"), bdat)
         self.assertEqual(self.lines(sh, "DATA"), [])
 
+    def test_verbose_with_chunking_reports_replies(self):
+        # libESMTP stops its protocol monitor at the first BDAT; -v still
+        # lists every reply it recorded.
+        sh = self.smarthost(chunking=True, rcpt_reply={"carol@example.org": "550 5.1.1 unknown"})
+        res = self.send(self.config(sh), args=("-v", "-i", "-t"))
+        self.assertEqual(res.returncode, EX_NOUSER, res.err)
+        self.assertIn("-> MAIL FROM:", res.err)
+        self.assertIn("RCPT TO:<bob@example.org>: 250 2.1.5", res.err)
+        self.assertIn("RCPT TO:<carol@example.org>: 550 5.1.1 unknown", res.err)
+        self.assertIn("end of data: 250", res.err)
+
     def test_large_message_streams_exactly(self):
         sh = self.smarthost()
         body = big_body(6 * 1024 * 1024)
