@@ -264,8 +264,7 @@ static enum outcome addr_spec(struct addr_parser *p, char *display, const char *
             while (p->pos < p->n && p->t[p->pos].kind == ADDR_TOK_ATOM) {
                 dcap += p->t[p->pos].end - p->t[p->pos].start + 1;
                 p->pos++;
-                if (addr_at(p, '.') && p->pos + 1 < p->n &&
-                    p->t[p->pos + 1].kind == ADDR_TOK_ATOM)
+                if (addr_at(p, '.') && p->pos + 1 < p->n && p->t[p->pos + 1].kind == ADDR_TOK_ATOM)
                     p->pos++;
                 else
                     break;
@@ -344,9 +343,8 @@ static enum outcome addr_mailbox(struct addr_parser *p, const char *group, bool 
     size_t i = p->pos;
     while (i < p->n) {
         const struct addr_tok *t = &p->t[i];
-        if (t->kind == ADDR_TOK_SPECIAL &&
-            (t->c == '<' || t->c == ':' || t->c == '@' || t->c == ',' || t->c == ';' ||
-             t->c == '>'))
+        if (t->kind == ADDR_TOK_SPECIAL && (t->c == '<' || t->c == ':' || t->c == '@' ||
+                                            t->c == ',' || t->c == ';' || t->c == '>'))
             break;
         i++;
     }

@@ -29,7 +29,7 @@
 #include "result.h"
 
 #define ADDR_LOCAL_MAX 64
-#define ADDR_MAX 254
+#define ADDR_MAX       254
 
 struct addr {
     char *addr;    /* "local@domain" (or "local" when bare) in wire form: the

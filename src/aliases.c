@@ -225,8 +225,7 @@ static enum outcome aliases_read(const char *path, struct aliases *a, struct ali
     return OUTCOME_OK;
 }
 
-enum outcome aliases_load(const char *path, bool optional, struct aliases **out,
-                          struct result *r)
+enum outcome aliases_load(const char *path, bool optional, struct aliases **out, struct result *r)
 {
     struct aliases *a = mem_alloc(sizeof *a);
     a->path = mem_strdup(path ? path : "");

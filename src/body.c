@@ -12,7 +12,7 @@
 #include "body.h"
 #include "mem.h"
 
-#define BODY_CHUNK 65536
+#define BODY_CHUNK   65536
 #define BODY_QP_LINE 76
 
 static const char *body_field(const struct header_block *h, const char *name)
@@ -38,8 +38,8 @@ enum body_plan body_plan(const struct header_block *h, size_t longest)
     const char *ct = body_field(h, "Content-Type");
     const char *cte = body_field(h, "Content-Transfer-Encoding");
     bool text = ct == NULL || strncasecmp(ct, "text/", 5) == 0;
-    bool plain_cte = cte == NULL || body_is(cte, "7bit") || body_is(cte, "8bit") ||
-                     body_is(cte, "binary");
+    bool plain_cte =
+        cte == NULL || body_is(cte, "7bit") || body_is(cte, "8bit") || body_is(cte, "binary");
     return text && plain_cte ? BODY_QP : BODY_FOLD;
 }
 

@@ -123,9 +123,8 @@ static bool envelope_is_local(const struct conf *c, const char *a)
 }
 
 /* Aliases, qualification, validation and de-duplication of one address. */
-static enum outcome envelope_one(const struct envelope_params *p, struct envelope *e,
-                                 const char *a, const char *what, enum outcome bad,
-                                 struct result *r)
+static enum outcome envelope_one(const struct envelope_params *p, struct envelope *e, const char *a,
+                                 const char *what, enum outcome bad, struct result *r)
 {
     const char *domain = envelope_qualify_domain(p->conf);
     char **list = NULL;
@@ -204,8 +203,7 @@ static enum outcome envelope_sender_from(const struct envelope_params *p, const 
     return OUTCOME_OK;
 }
 
-static enum outcome envelope_sender(const struct envelope_params *p, char **out,
-                                    struct result *r)
+static enum outcome envelope_sender(const struct envelope_params *p, char **out, struct result *r)
 {
     if (p->smtp)
         return envelope_sender_from(p, p->smtp_sender ? p->smtp_sender : "", "MAIL FROM",
@@ -235,8 +233,7 @@ static bool envelope_is_rcpt(const char *name)
            strcasecmp(name, "Bcc") == 0;
 }
 
-enum outcome envelope_build(const struct envelope_params *p, struct envelope *e,
-                            struct result *r)
+enum outcome envelope_build(const struct envelope_params *p, struct envelope *e, struct result *r)
 {
     memset(e, 0, sizeof *e);
     enum outcome o = envelope_sender(p, &e->sender, r);
@@ -273,9 +270,9 @@ enum outcome envelope_build(const struct envelope_params *p, struct envelope *e,
 
 void envelope_qualify_headers(struct header_block *h, const char *domain)
 {
-    static const char *const names[] = {"To",        "Cc",        "From",        "Sender",
-                                        "Reply-To",  "Resent-To", "Resent-Cc",   "Resent-From",
-                                        "Resent-Sender"};
+    static const char *const names[] = {"To",        "Cc",          "From",
+                                        "Sender",    "Reply-To",    "Resent-To",
+                                        "Resent-Cc", "Resent-From", "Resent-Sender"};
     for (size_t i = 0; i < h->n; i++) {
         bool match = false;
         for (size_t k = 0; k < sizeof names / sizeof names[0] && !match; k++)

@@ -37,7 +37,7 @@
 struct envelope_index;
 
 struct envelope {
-    char *sender;  /* "" is the null sender */
+    char *sender; /* "" is the null sender */
     char **rcpts;
     size_t nrcpts;
     size_t cap;                   /* allocated slots in rcpts */
@@ -47,10 +47,10 @@ struct envelope {
 struct envelope_params {
     const struct opts *opts;
     const struct conf *conf;
-    const struct aliases *aliases; /* NULL: none */
-    const char *user;              /* login name; NULL: looked up from the uid */
+    const struct aliases *aliases;      /* NULL: none */
+    const char *user;                   /* login name; NULL: looked up from the uid */
     const struct header_block *headers; /* for -t; may be NULL otherwise */
-    bool smtp;                     /* -bs: use smtp_sender / smtp_rcpts */
+    bool smtp;                          /* -bs: use smtp_sender / smtp_rcpts */
     const char *smtp_sender;
     char *const *smtp_rcpts;
     size_t smtp_nrcpts;
@@ -61,8 +61,7 @@ struct envelope_params {
 const char *envelope_qualify_domain(const struct conf *c);
 
 /* Fills e (e is zeroed first).  Nothing to free on failure. */
-enum outcome envelope_build(const struct envelope_params *p, struct envelope *e,
-                            struct result *r);
+enum outcome envelope_build(const struct envelope_params *p, struct envelope *e, struct result *r);
 
 /*
  * Adds one address list text (an argument, a header value) to e: parsed,

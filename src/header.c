@@ -66,8 +66,7 @@ static void header_push(struct header_block *h, char *name, char *raw, char *val
     h->v[h->n++] = (struct header_field){name, raw, value};
 }
 
-enum outcome header_parse(const char *block, size_t len, struct header_block *h,
-                          struct result *r)
+enum outcome header_parse(const char *block, size_t len, struct header_block *h, struct result *r)
 {
     h->v = NULL;
     h->n = 0;
@@ -76,11 +75,9 @@ enum outcome header_parse(const char *block, size_t len, struct header_block *h,
         size_t start = i;
         /* the field's first line */
         size_t colon = start;
-        while (colon < len && block[colon] != ':' && block[colon] != '\n' &&
-               block[colon] != '\r')
+        while (colon < len && block[colon] != ':' && block[colon] != '\n' && block[colon] != '\r')
             colon++;
-        if (colon >= len || block[colon] != ':' || colon == start ||
-            header_is_wsp(block[start])) {
+        if (colon >= len || block[colon] != ':' || colon == start || header_is_wsp(block[start])) {
             header_free(h);
             return result_set(r, OUTCOME_DATAERR, "malformed header line %zu", h->n + 1);
         }
@@ -293,8 +290,7 @@ bool header_merge(struct header_block *h, const char *name)
     return true;
 }
 
-enum outcome header_render(const struct header_block *h, char **out, size_t *len,
-                           struct result *r)
+enum outcome header_render(const struct header_block *h, char **out, size_t *len, struct result *r)
 {
     struct header_buf b = {0};
     header_buf_str(&b, "");
@@ -304,8 +300,8 @@ enum outcome header_render(const struct header_block *h, char **out, size_t *len
         size_t p = 0;
         while (p < n) {
             const char *nl = memchr(raw + p, '\n', n - p);
-            size_t e = nl ? (size_t)(nl - raw) : n;  /* index of LF or end */
-            size_t le = e;                            /* end of line content */
+            size_t e = nl ? (size_t)(nl - raw) : n; /* index of LF or end */
+            size_t le = e;                          /* end of line content */
             if (le > p && raw[le - 1] == '\r')
                 le--;
             /* the first line is "name:" or "name :": no break before the colon */
@@ -344,8 +340,8 @@ char *header_date(time_t t)
     if (off < 0)
         off = -off;
     return mem_printf("%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7],
-                      tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
-                      tm.tm_min, tm.tm_sec, sign, off / 60, off % 60);
+                      tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                      tm.tm_sec, sign, off / 60, off % 60);
 }
 
 char *header_message_id(const char *hostname)
@@ -356,8 +352,8 @@ char *header_message_id(const char *hostname)
         /* not expected on Linux >= 3.17; still unique enough per host */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        unsigned long long x = (unsigned long long)ts.tv_sec * 1000000000ULL +
-                               (unsigned long long)ts.tv_nsec;
+        unsigned long long x =
+            (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
         unsigned long long y = (unsigned long long)getpid();
         for (size_t i = 0; i < sizeof rnd; i++) {
             rnd[i] = (unsigned char)(i < 8 ? x >> (8 * i) : y >> (8 * (i - 8)));
@@ -383,8 +379,11 @@ static bool header_is_atext_phrase(const char *s)
 /* Length of the UTF-8 sequence starting at s (1 for invalid octets). */
 static size_t header_utf8_len(const unsigned char *s, size_t avail)
 {
-    size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
-                                : (s[0] & 0xf8) == 0xf0 ? 4 : 1;
+    size_t n = s[0] < 0x80             ? 1
+               : (s[0] & 0xe0) == 0xc0 ? 2
+               : (s[0] & 0xf0) == 0xe0 ? 3
+               : (s[0] & 0xf8) == 0xf0 ? 4
+                                       : 1;
     if (n > avail)
         return 1;
     for (size_t i = 1; i < n; i++) {
@@ -403,8 +402,8 @@ static void header_b64(struct header_buf *b, const unsigned char *s, size_t n)
             v |= (unsigned)s[i + 1] << 8;
         if (i + 2 < n)
             v |= s[i + 2];
-        char q[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63],
-                     i + 1 < n ? tab[(v >> 6) & 63] : '=', i + 2 < n ? tab[v & 63] : '='};
+        char q[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
+                     i + 2 < n ? tab[v & 63] : '='};
         header_buf_put(b, q, 4);
     }
 }

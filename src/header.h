@@ -42,8 +42,7 @@ struct header_block {
  * a field "name:" or a continuation (leading SP/HT); no empty line.  A line
  * that is neither is OUTCOME_DATAERR.  h is empty on failure.
  */
-enum outcome header_parse(const char *block, size_t len, struct header_block *h,
-                          struct result *r);
+enum outcome header_parse(const char *block, size_t len, struct header_block *h, struct result *r);
 
 /* Index of the first field named name at or after from; h->n when none. */
 size_t header_find(const struct header_block *h, const char *name, size_t from);
@@ -82,8 +81,7 @@ bool header_merge(struct header_block *h, const char *name);
  * HEADER_LINE_MAX are folded at whitespace; OUTCOME_DATAERR when a line
  * cannot be folded ("header Subject: line of 1500 octets cannot be folded").
  */
-enum outcome header_render(const struct header_block *h, char **out, size_t *len,
-                           struct result *r);
+enum outcome header_render(const struct header_block *h, char **out, size_t *len, struct result *r);
 
 /* RFC 5322 date of t in local time with a numeric zone:
  * "Sat, 28 Nov 2026 19:49:53 +0000" (English names whatever the locale). */

@@ -171,8 +171,7 @@ static enum outcome input_body_start(struct input_state *s, unsigned char c)
 static enum outcome input_hput(struct input_state *s, char c)
 {
     if (s->out->headers_len + 1 > s->header_max) {
-        return result_set(s->r, OUTCOME_DATAERR, "header block exceeds %zu octets",
-                          s->header_max);
+        return result_set(s->r, OUTCOME_DATAERR, "header block exceeds %zu octets", s->header_max);
     }
     if (s->out->headers_len + 2 > s->hcap) {
         s->hcap = s->hcap < 4096 ? 4096 : s->hcap * 2;
@@ -346,8 +345,8 @@ enum outcome input_read(int in_fd, int body_fd, const struct input_params *p,
         }
         if (n == 0) {
             /* end of input: finish a last line that has no line end */
-            bool partial = s->in_body ? (s->line_len > 0 || s->dot_pending)
-                                      : (s->line != INPUT_LINE_START);
+            bool partial =
+                s->in_body ? (s->line_len > 0 || s->dot_pending) : (s->line != INPUT_LINE_START);
             if (partial)
                 o = input_byte(s, '\n');
             break;

@@ -40,17 +40,17 @@ struct input_params {
 };
 
 struct input_result {
-    char *headers;         /* header block: CRLF lines, no empty line; "" when none */
+    char *headers; /* header block: CRLF lines, no empty line; "" when none */
     size_t headers_len;
-    bool separator;        /* an empty line ended the header block */
-    off_t body_len;        /* octets written to body_fd */
-    size_t nul_removed;    /* NUL octets dropped from the body */
-    bool header_8bit;      /* octets >= 0x80 in the header block */
-    bool body_8bit;        /* octets >= 0x80 in the body */
-    bool body_utf8;        /* the body is valid UTF-8 (true for pure ASCII) */
-    size_t longest_line;   /* longest body line in octets, without CRLF */
-    bool mbox_from;        /* a leading "From " line was dropped */
-    bool dot_ended;        /* input ended at a lone "." line */
+    bool separator;      /* an empty line ended the header block */
+    off_t body_len;      /* octets written to body_fd */
+    size_t nul_removed;  /* NUL octets dropped from the body */
+    bool header_8bit;    /* octets >= 0x80 in the header block */
+    bool body_8bit;      /* octets >= 0x80 in the body */
+    bool body_utf8;      /* the body is valid UTF-8 (true for pure ASCII) */
+    size_t longest_line; /* longest body line in octets, without CRLF */
+    bool mbox_from;      /* a leading "From " line was dropped */
+    bool dot_ended;      /* input ended at a lone "." line */
 };
 
 /*

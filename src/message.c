@@ -44,8 +44,7 @@ int message_spool_open(const char *dir, struct result *r)
         if (fd >= 0)
             return fd;
     }
-    result_set(r, OUTCOME_CANTCREAT, "cannot create a spool file in %s: %s", dir,
-               strerror(errno));
+    result_set(r, OUTCOME_CANTCREAT, "cannot create a spool file in %s: %s", dir, strerror(errno));
     return -1;
 }
 

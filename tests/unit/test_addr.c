@@ -218,9 +218,9 @@ static void test_error_names_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_corpus),      cmocka_unit_test(test_validate),
-        cmocka_unit_test(test_qualify),     cmocka_unit_test(test_qualify_list),
-        cmocka_unit_test(test_equal),       cmocka_unit_test(test_error_names_text),
+        cmocka_unit_test(test_corpus),  cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_qualify), cmocka_unit_test(test_qualify_list),
+        cmocka_unit_test(test_equal),   cmocka_unit_test(test_error_names_text),
     };
     return TESTLIB_RUN(tests);
 }

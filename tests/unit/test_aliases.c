@@ -159,9 +159,9 @@ static void test_check(void **state)
 
     out = check("syntax-errors.aliases", OUTCOME_DATAERR, 4);
     char *path = data("syntax-errors.aliases");
-    const char *lines[] = {":2: bad alias name", ":4: empty alias name", ":5: bad alias name",
-                           ":7: warning: alias dup defined twice", ":8: alias broken: bad target",
-                           ":9: alias utf8: invalid address"};
+    const char *lines[] = {":2: bad alias name",           ":4: empty alias name",
+                           ":5: bad alias name",           ":7: warning: alias dup defined twice",
+                           ":8: alias broken: bad target", ":9: alias utf8: invalid address"};
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
         char *want = mem_printf("%s%s", path, lines[i]);
         if (strstr(out, want) == NULL)
@@ -186,16 +186,15 @@ static void test_check(void **state)
 
     size_t entries;
     struct result r;
-    assert_int_equal(aliases_check("/nonexistent/aliases", stderr, &entries, &r),
-                     OUTCOME_NOINPUT);
+    assert_int_equal(aliases_check("/nonexistent/aliases", stderr, &entries, &r), OUTCOME_NOINPUT);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chains),         cmocka_unit_test(test_loop),
-        cmocka_unit_test(test_depth_bound),    cmocka_unit_test(test_local_delivery_refused),
-        cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_load_syntax_error),
+        cmocka_unit_test(test_chains),       cmocka_unit_test(test_loop),
+        cmocka_unit_test(test_depth_bound),  cmocka_unit_test(test_local_delivery_refused),
+        cmocka_unit_test(test_missing_file), cmocka_unit_test(test_load_syntax_error),
         cmocka_unit_test(test_check),
     };
     return TESTLIB_RUN(tests);

@@ -35,14 +35,13 @@ static void test_plan(void **state)
     assert_int_equal(plan_for("To: a@x\r\n", 998), BODY_KEEP);
     assert_int_equal(plan_for("To: a@x\r\n", 999), BODY_QP);
     assert_int_equal(plan_for("Content-Type: text/plain; charset=utf-8\r\n", 5000), BODY_QP);
-    assert_int_equal(plan_for("Content-Type: TEXT/html\r\nContent-Transfer-Encoding: 8bit\r\n",
-                              5000),
-                     BODY_QP);
+    assert_int_equal(
+        plan_for("Content-Type: TEXT/html\r\nContent-Transfer-Encoding: 8bit\r\n", 5000), BODY_QP);
     assert_int_equal(plan_for("Content-Transfer-Encoding: 7bit\r\n", 5000), BODY_QP);
     assert_int_equal(plan_for("Content-Type: multipart/mixed; boundary=x\r\n", 5000), BODY_FOLD);
-    assert_int_equal(plan_for("Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n",
-                              5000),
-                     BODY_FOLD);
+    assert_int_equal(
+        plan_for("Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n", 5000),
+        BODY_FOLD);
     assert_int_equal(plan_for("Content-Type: application/octet-stream\r\n", 5000), BODY_FOLD);
 }
 
@@ -250,8 +249,9 @@ static void test_downgrade(void **state)
     message_free(&m);
 
     /* 8-bit multipart cannot be converted; the message is left as it was */
-    m = prepare("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\xe9\n--b--\n",
-                OUTCOME_OK);
+    m = prepare(
+        "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\xe9\n--b--\n",
+        OUTCOME_OK);
     char *before = mem_strdup(m.headers);
     assert_int_equal(message_downgrade(&m, NULL, &r), OUTCOME_DATAERR);
     assert_string_equal(m.headers, before);

@@ -76,8 +76,8 @@ static void test_argv_recipients(void **state)
     /* Debian cron: MAILTO="a, b" split on whitespace gives "a," and "b" */
     char *args[] = {"x@example.org,", "Y@EXAMPLE.ORG", "pi", "Bob <b@example.net>",
                     "y@example.org"};
-    struct fixture *f = fx_new("To: ignored@example.com\r\nBcc: hidden@example.com\r\n", args,
-                               5, false);
+    struct fixture *f =
+        fx_new("To: ignored@example.com\r\nBcc: hidden@example.com\r\n", args, 5, false);
     assert_int_equal(fx_build(f), OUTCOME_OK);
     expect_rcpts(f, "x@example.org Y@EXAMPLE.ORG pi@box.example b@example.net y@example.org");
     assert_string_equal(f->e.sender, "alice@box.example");
@@ -87,8 +87,8 @@ static void test_argv_recipients(void **state)
 static void test_aliases_and_local_domains(void **state)
 {
     (void)state;
-    char *args[] = {"root", "postmaster@box.example", "root@localhost", "team",
-                    "www@host.box.example", "unknown@box.example"};
+    char *args[] = {"root", "postmaster@box.example", "root@localhost",
+                    "team", "www@host.box.example",   "unknown@box.example"};
     struct fixture *f = fx_new(NULL, args, 6, false);
     assert_int_equal(fx_build(f), OUTCOME_OK);
     expect_rcpts(f, "admin@example.com alice@example.com bob@example.net web1@example.com "
@@ -128,8 +128,7 @@ static void test_extract_resent_only(void **state)
 static void test_extract_group_and_bare(void **state)
 {
     (void)state;
-    struct fixture *f =
-        fx_new("To: Team: a@example.com, root;, pi (Raspberry)\r\n", NULL, 0, true);
+    struct fixture *f = fx_new("To: Team: a@example.com, root;, pi (Raspberry)\r\n", NULL, 0, true);
     assert_int_equal(fx_build(f), OUTCOME_OK);
     expect_rcpts(f, "a@example.com admin@example.com pi@box.example");
     fx_free(f);
@@ -151,8 +150,8 @@ static void test_no_recipients(void **state)
 static void test_bad_header_address(void **state)
 {
     (void)state;
-    struct fixture *f = fx_new("To: ok@example.com\r\nCc: Broken <b@example.com\r\n", NULL, 0,
-                               true);
+    struct fixture *f =
+        fx_new("To: ok@example.com\r\nCc: Broken <b@example.com\r\n", NULL, 0, true);
     assert_int_equal(fx_build(f), OUTCOME_DATAERR);
     assert_non_null(strstr(f->r.text, "header Cc"));
     assert_non_null(strstr(f->r.text, "Broken <b@example.com"));

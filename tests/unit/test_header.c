@@ -187,7 +187,8 @@ static void test_no_fold_before_colon(void **state)
     free(block);
     /* generated: a long name and a value without spaces stay on one line */
     struct header_block g = {0};
-    header_add(&g, "X-A-Rather-Long-Field-Name-For-Folding", "0123456789012345678901234567890123456789012345678901234567890123456789");
+    header_add(&g, "X-A-Rather-Long-Field-Name-For-Folding",
+               "0123456789012345678901234567890123456789012345678901234567890123456789");
     out = render(&g);
     assert_non_null(strstr(out, "Name-For-Folding: 0123"));
     free(out);
