@@ -291,6 +291,25 @@ class MessageTests(unittest.TestCase):
         self.assertIn("NUL", res.err)
         self.assertTrue(m["data"].endswith(b"\r\n\r\nabcd\r\n"))
 
+    def test_canonical_over_bdat(self):
+        # with CHUNKING libESMTP sends the spool raw: it must already be canonical
+        tmp = TempDir()
+        self.addCleanup(tmp.cleanup)
+        with Smarthost(tmp.path, tls="none", chunking=True) as sh:
+            conf = write_config(tmp.path, sh, global_={
+                "qualify_domain": DOMAIN, "hostname": "host.box.example", "aliases": ""})
+            res = run_postie(["-i", "a@example.org"],
+                             stdin=b"Subject: raw\rX: y\n\none\rtwo\n.\nno final newline",
+                             config=conf)
+            self.assertEqual(res.returncode, 0, res.err)
+            sh.wait_messages(1)
+            m = sh.messages()[0]
+        self.assertTrue(m["chunked"])
+        head, body = split(m["data"])
+        self.assertEqual(head[:2], [b"Subject: raw", b"X: y"])
+        self.assertEqual(body, b"one\r\ntwo\r\n.\r\nno final newline\r\n")
+        self.assertNotRegex(m["data"], rb"\r(?!\n)|(?<!\r)\n")
+
     # ---------------------------------------------------------------- refusals
 
     def test_no_recipients(self):
