@@ -6,7 +6,9 @@
  * are ignored.  Names are compared case-insensitively.  A target is an
  * address ("admin@example.com", "Admin <admin@example.com>") or another
  * name.  ":include:file", "|command" and "/file" targets (also quoted) are
- * refused with a warning and skipped: postie delivers nothing locally.
+ * skipped: postie delivers nothing locally.  The warning (log_warn) comes
+ * when such an alias is expanded for a message, and from aliases_check();
+ * merely loading the file says nothing, so cron mail does not repeat it.
  * A target equal to the alias's own name stops the expansion there (the
  * sendmail idiom "root: root, admin@x").  Chains are followed up to
  * ALIASES_DEPTH_MAX levels; a name met again on the same chain is a loop.
@@ -30,6 +32,8 @@ struct aliases_entry {
     char **targets;
     size_t ntargets;
     size_t line;
+    size_t nrefused; /* local-delivery targets skipped */
+    char *refused;   /* the first of them, for the warning */
 };
 
 struct aliases {
@@ -38,12 +42,18 @@ struct aliases {
     size_t n;
 };
 
-/* Reports one problem: on err (check mode) or through log_warn (load). */
+/*
+ * Reports one problem: on err (check mode), or through log_warn when loading
+ * for a delivery.  Warnings about refused local targets are not given at
+ * load time (every run would repeat them): aliases_expand() gives them when
+ * such an alias is used.
+ */
 struct aliases_report {
     FILE *err;
     const char *path;
     size_t errors;
     size_t warnings;
+    bool quiet; /* this warning is for aliases_check only */
     char first[RESULT_TEXT_MAX];
 };
 
@@ -66,7 +76,7 @@ static void aliases_problem(struct aliases_report *rep, bool error, size_t line,
         rep->warnings++;
     if (rep->err != NULL)
         fprintf(rep->err, "%s:%zu: %s%s\n", rep->path, line, error ? "" : "warning: ", msg);
-    else if (!error)
+    else if (!error && !rep->quiet)
         log_warn("%s:%zu: %s", rep->path, line, msg);
 }
 
@@ -121,9 +131,13 @@ static void aliases_targets(struct aliases_report *rep, struct aliases_entry *e,
         if (*t == '\0') {
             /* empty member */
         } else if (u[0] == '|' || u[0] == '/' || strncasecmp(u, ":include:", 9) == 0) {
+            rep->quiet = true;
             aliases_problem(rep, false, e->line,
-                            "alias %s: target \"%s\" refused (postie delivers nothing locally)",
+                            "alias %s: target %s refused (postie delivers nothing locally)",
                             e->name, t);
+            rep->quiet = false;
+            if (e->nrefused++ == 0)
+                e->refused = mem_strdup(t);
         } else {
             struct addr_list l;
             struct result r;
@@ -248,7 +262,7 @@ enum outcome aliases_load(const char *path, bool optional, struct aliases **out,
 #define ALIASES_DEPTH_MAX 20
 
 static enum outcome aliases_walk(const struct aliases *a, const char *name, const char **chain,
-                                 size_t depth, char ***list, size_t *n, struct result *r)
+                                 size_t depth, bool warn, char ***list, size_t *n, struct result *r)
 {
     const struct aliases_entry *e = aliases_lookup(a, name);
     if (e == NULL || (depth > 0 && strcasecmp(chain[depth - 1], name) == 0)) {
@@ -269,12 +283,16 @@ static enum outcome aliases_walk(const struct aliases *a, const char *name, cons
     if (depth >= ALIASES_DEPTH_MAX)
         return result_set(r, OUTCOME_DATAERR, "alias %s: chain deeper than %d", chain[0],
                           ALIASES_DEPTH_MAX);
+    if (warn && e->nrefused > 0)
+        log_warn("alias %s: %zu local target%s such as %s not delivered "
+                 "(postie delivers nothing locally)",
+                 e->name, e->nrefused, e->nrefused == 1 ? "" : "s", e->refused);
     chain[depth] = e->name;
     for (size_t i = 0; i < e->ntargets; i++) {
         const char *t = e->targets[i];
         enum outcome o;
         if (addr_is_bare(t)) {
-            o = aliases_walk(a, t, chain, depth + 1, list, n, r);
+            o = aliases_walk(a, t, chain, depth + 1, warn, list, n, r);
         } else {
             bool seen = false;
             for (size_t k = 0; k < *n && !seen; k++)
@@ -291,18 +309,24 @@ static enum outcome aliases_walk(const struct aliases *a, const char *name, cons
     return OUTCOME_OK;
 }
 
-enum outcome aliases_expand(const struct aliases *a, const char *name, char ***list, size_t *n,
-                            struct result *r)
+static enum outcome aliases_expand_warn(const struct aliases *a, const char *name, bool warn,
+                                        char ***list, size_t *n, struct result *r)
 {
     const char *chain[ALIASES_DEPTH_MAX + 1];
     size_t before = *n;
-    enum outcome o = aliases_walk(a, name, chain, 0, list, n, r);
+    enum outcome o = aliases_walk(a, name, chain, 0, warn, list, n, r);
     if (o != OUTCOME_OK) {
         for (size_t i = before; i < *n; i++)
             free((*list)[i]);
         *n = before;
     }
     return o;
+}
+
+enum outcome aliases_expand(const struct aliases *a, const char *name, char ***list, size_t *n,
+                            struct result *r)
+{
+    return aliases_expand_warn(a, name, true, list, n, r);
 }
 
 enum outcome aliases_check(const char *path, FILE *err, size_t *entries, struct result *r)
@@ -317,7 +341,7 @@ enum outcome aliases_check(const char *path, FILE *err, size_t *entries, struct 
             char **list = NULL;
             size_t n = 0;
             struct result lr;
-            if (aliases_expand(&a, a.v[i].name, &list, &n, &lr) != OUTCOME_OK)
+            if (aliases_expand_warn(&a, a.v[i].name, false, &list, &n, &lr) != OUTCOME_OK)
                 aliases_problem(&rep, true, a.v[i].line, "%s", lr.text);
             for (size_t k = 0; k < n; k++)
                 free(list[k]);
@@ -333,6 +357,7 @@ enum outcome aliases_check(const char *path, FILE *err, size_t *entries, struct 
         for (size_t k = 0; k < a.v[i].ntargets; k++)
             free(a.v[i].targets[k]);
         free(a.v[i].targets);
+        free(a.v[i].refused);
     }
     free(a.v);
     return o;
@@ -347,6 +372,7 @@ void aliases_free(struct aliases *a)
         for (size_t k = 0; k < a->v[i].ntargets; k++)
             free(a->v[i].targets[k]);
         free(a->v[i].targets);
+        free(a->v[i].refused);
     }
     free(a->v);
     free(a->path);
