@@ -1113,10 +1113,19 @@ static enum outcome queue_read_control_at(struct queue *q, const char *id, struc
 {
     char name[QUEUE_ID_MAX + 16];
     snprintf(name, sizeof name, "%s.ctl", id);
-    int fd = openat(q->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = openat(q->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && errno == ELOOP)
+        return result_set(r, OUTCOME_DATAERR, "a symbolic link");
     if (fd < 0)
         return result_set(r, errno == ENOENT ? OUTCOME_NOINPUT : OUTCOME_IOERR, "%s: %s", name,
                           strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size > QUEUE_CONTROL_MAX)) {
+        close(fd);
+        memset(c, 0, sizeof *c);
+        return result_set(r, OUTCOME_DATAERR, "not a regular file, or larger than %ld bytes",
+                          QUEUE_CONTROL_MAX);
+    }
     FILE *f = fdopen(fd, "r");
     if (f == NULL) {
         close(fd);
@@ -1139,8 +1148,12 @@ static enum queue_load queue_load_locked(struct queue *q, const char *id, struct
     msg->body_fd = -1;
     char name[QUEUE_ID_MAX + 16];
     snprintf(name, sizeof name, "%s.body", id);
-    int fd = openat(q->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = openat(q->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
+        if (errno == ELOOP) {
+            queue_corrupt(q, id, "the body file is a symbolic link");
+            return QUEUE_LOAD_CORRUPT;
+        }
         if (errno != ENOENT) {
             result_set(r, OUTCOME_IOERR, "cannot open %s/%s: %s", q->dir, name, strerror(errno));
             return QUEUE_LOAD_ERROR;
@@ -1175,7 +1188,8 @@ static enum queue_load queue_load_locked(struct queue *q, const char *id, struct
         return QUEUE_LOAD_ERROR;
     }
     struct stat st;
-    if (rc == OUTCOME_OK && (fstat(fd, &st) != 0 || st.st_size != msg->c.body_len)) {
+    if (rc == OUTCOME_OK &&
+        (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != msg->c.body_len)) {
         queue_control_free(&msg->c);
         rc = result_set(&why, OUTCOME_DATAERR, "the body file has the wrong size");
     }
@@ -1286,7 +1300,7 @@ static void queue_cleanup(struct queue *q, time_t now)
         struct stat st;
         if (fstatat(q->dirfd, ctl, &st, AT_SYMLINK_NOFOLLOW) == 0)
             continue;
-        int bfd = openat(q->dirfd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int bfd = openat(q->dirfd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (bfd < 0)
             continue;
         if (flock(bfd, LOCK_EX | LOCK_NB) == 0 &&
@@ -1700,7 +1714,7 @@ enum outcome queue_delete(struct queue *q, const char *id, struct result *r)
     char body[QUEUE_ID_MAX + 16], ctl[QUEUE_ID_MAX + 16];
     snprintf(body, sizeof body, "%s.body", id);
     snprintf(ctl, sizeof ctl, "%s.ctl", id);
-    int fd = openat(q->dirfd, body, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = openat(q->dirfd, body, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
         close(fd);
         return result_set(r, OUTCOME_TEMPFAIL,

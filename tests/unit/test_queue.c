@@ -932,6 +932,14 @@ static void test_flush_corrupt_and_orphans(void **state)
     text[len / 2] = '\0';
     write_file(path, text);
     free(text);
+    /* Hostile file types: a symbolic link, a FIFO (must not block). */
+    snprintf(path, sizeof path, "%s/20260101000000-dddddddddddd.ctl", tmpdir);
+    assert_int_equal(symlink("/etc/passwd", path), 0);
+    write_file("20260101000000-dddddddddddd.body", "");
+    snprintf(path, sizeof path, "%s/20260101000000-eeeeeeeeeeee.body", tmpdir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    snprintf(path, sizeof path, "%s/20260101000000-eeeeeeeeeeee.ctl", tmpdir);
+    assert_int_equal(mkfifo(path, 0600), 0);
     write_file("tmp/stale.ctl", "x");
     snprintf(path, sizeof path, "%s/tmp/stale.ctl", tmpdir);
     struct timespec old[2] = {{.tv_sec = 1000}, {.tv_sec = 1000}};
@@ -954,8 +962,15 @@ static void test_flush_corrupt_and_orphans(void **state)
     assert_string_equal(fake.sender, "alice@example.org");
     assert_int_equal(count_files("", ".ctl"), 0);
     assert_int_equal(count_files("", ".body"), 0);
-    assert_int_equal(count_files("corrupt", ".ctl"), 3);
-    assert_int_equal(count_files("corrupt", ".body"), 2);
+    assert_int_equal(count_files("corrupt", ".ctl"), 5);
+    assert_int_equal(count_files("corrupt", ".body"), 4);
+    snprintf(path, sizeof path, "%s/corrupt/20260101000000-dddddddddddd.ctl", tmpdir);
+    struct stat lst;
+    assert_int_equal(lstat(path, &lst), 0);
+    assert_true(S_ISLNK(lst.st_mode));
+    snprintf(path, sizeof path, "%s/corrupt/20260101000000-eeeeeeeeeeee.body", tmpdir);
+    assert_int_equal(lstat(path, &lst), 0);
+    assert_true(S_ISFIFO(lst.st_mode));
     assert_int_equal(count_files("tmp", ".ctl"), 1); /* only the fresh one */
     queue_close(q);
 }
