@@ -44,6 +44,7 @@
 
 #define BRIDGE_BUF_L2R (16 * 1024) /* libESMTP -> smarthost (it writes 2-8 KiB at a time) */
 #define BRIDGE_BUF_R2L (4 * 1024)  /* smarthost -> libESMTP (replies) */
+#define BRIDGE_SPLICE (64 * 1024)   /* one splice() (the default pipe size) */
 #define BRIDGE_REPLY_MAX 8192      /* longest reply read in the STARTTLS exchange */
 
 struct bridge {
@@ -740,6 +741,10 @@ static void *bridge_thread(void *arg)
     bool remote_read_blocked = false, remote_write_blocked = false;
     bool local_read_blocked = false, local_write_blocked = false;
     bool stopping = false;
+    int pipefd[2] = {-1, -1};
+    size_t pipe_fill = 0;
+    if (b->ssl == NULL && pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) != 0)
+        pipefd[0] = pipefd[1] = -1; /* then the buffer path does it */
 
     if (b->greeting_len > 0) {
         memcpy(down, b->greeting, b->greeting_len);
@@ -805,8 +810,45 @@ static void *bridge_thread(void *arg)
             b->end = BRIDGE_END_REMOTE_CLOSED;
             break;
         }
+        /* Plaintext, not -bv: move the message kernel-side, local -> pipe -> remote. */
+        bool zc = pipefd[0] >= 0 && b->ssl == NULL && !atomic_load(&b->verify) && up_len == 0;
+        if (zc && pipe_fill == 0 && !local_eof && !local_read_blocked) {
+            ssize_t n = splice(b->local_fd, NULL, pipefd[1], NULL, BRIDGE_SPLICE,
+                               SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+            if (n > 0) {
+                pipe_fill = (size_t)n;
+                progress = true;
+            } else if (n == 0) {
+                local_eof = true;
+                progress = true;
+            } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                local_read_blocked = true;
+            } else {
+                local_eof = true;
+            }
+        }
+        if (pipe_fill > 0 && !remote_write_blocked && !atomic_load(&b->cut)) {
+            ssize_t n = splice(pipefd[0], NULL, b->remote_fd, NULL, pipe_fill,
+                               SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+            if (n > 0) {
+                pipe_fill -= (size_t)n;
+                b->bytes_up += (unsigned long long)n;
+                progress = true;
+            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+                remote_write_blocked = true;
+                remote_write_want = POLLOUT;
+            } else {
+                if (n < 0 && errno != EPIPE && errno != ECONNRESET) {
+                    snprintf(b->end_why, sizeof b->end_why, "%s", strerror(errno));
+                    b->end = BRIDGE_END_ERROR;
+                } else {
+                    b->end = BRIDGE_END_REMOTE_CLOSED;
+                }
+                break;
+            }
+        }
         /* local -> up buffer */
-        if (up_len == 0 && !local_eof && !local_read_blocked) {
+        if (!zc && pipe_fill == 0 && up_len == 0 && !local_eof && !local_read_blocked) {
             size_t have = b->v_tail;
             ssize_t n = recv(b->local_fd, up + have, BRIDGE_BUF_L2R - have, 0);
             if (n > 0) {
@@ -851,7 +893,7 @@ static void *bridge_thread(void *arg)
                 break;
             }
         }
-        if (local_eof && up_len == 0) {
+        if (local_eof && up_len == 0 && pipe_fill == 0) {
             b->end = BRIDGE_END_LOCAL_CLOSED;
             break;
         }
@@ -907,6 +949,10 @@ static void *bridge_thread(void *arg)
     if (b->ssl != NULL && (b->end == BRIDGE_END_LOCAL_CLOSED || b->end == BRIDGE_END_CUT)) {
         ERR_clear_error();
         SSL_shutdown(b->ssl); /* non-blocking: one close_notify, no wait */
+    }
+    if (pipefd[0] >= 0) {
+        close(pipefd[0]);
+        close(pipefd[1]);
     }
     explicit_bzero(up, BRIDGE_BUF_L2R); /* it carried the AUTH exchange */
     free(up);
