@@ -491,7 +491,9 @@ enum outcome addr_validate(const char *addr, struct result *r)
             why = "contains a line break";
         else if (c >= 0x80)
             why = "non-ASCII characters (SMTPUTF8 is not supported)";
-        else if ((c < 0x20 && c != '\t') || c == 0x7f)
+        else if (c == '\t')
+            why = "contains whitespace";
+        else if (c < 0x20 || c == 0x7f)
             why = "contains a control character";
         else if (c == '<' || c == '>')
             why = "contains '<' or '>'";

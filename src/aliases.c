@@ -326,6 +326,11 @@ static enum outcome aliases_expand_warn(const struct aliases *a, const char *nam
 enum outcome aliases_expand(const struct aliases *a, const char *name, char ***list, size_t *n,
                             struct result *r)
 {
+    for (const char *c = name; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return result_set(r, OUTCOME_DATAERR, "invalid local name \"%s\": control character",
+                              name);
+    }
     return aliases_expand_warn(a, name, true, list, n, r);
 }
 

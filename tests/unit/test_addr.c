@@ -141,6 +141,7 @@ static void test_validate(void **state)
     check_invalid("a@", "empty domain");
     check_invalid("a@b@c.example", "bad character in the domain");
     check_invalid("\"jo\\<\"@x.example", "'<' or '>'");
+    check_invalid("\"a\\\tb\"@x.example", "whitespace");
     check_invalid("\"a\\\r\"@x.example", "line break");
     check_invalid("a@x..example", "empty label");
     check_invalid("a@x.example.", "empty label");

@@ -119,6 +119,10 @@ static void test_missing_file(void **state)
     assert_non_null(strstr(r.text, "/nonexistent/aliases"));
     /* no aliases at all */
     expect(NULL, "root", "root");
+    char **list = NULL;
+    size_t n = 0;
+    assert_int_equal(aliases_expand(NULL, "ro\rot", &list, &n, &r), OUTCOME_DATAERR);
+    assert_int_equal(n, 0);
 }
 
 static void test_load_syntax_error(void **state)
