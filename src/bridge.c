@@ -195,7 +195,6 @@ static enum result_failure bridge_connect(struct bridge *b, const struct conf_ac
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
         int fd = bridge_connect_one(ai, b->timeout_ms);
         if (fd >= 0) {
-            freeaddrinfo(res);
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             b->remote_fd = fd;
@@ -205,6 +204,7 @@ static enum result_failure bridge_connect(struct bridge *b, const struct conf_ac
                             NI_NUMERICHOST);
                 log_debug("connected to %s (%s)", b->where, addr);
             }
+            freeaddrinfo(res);
             return RESULT_FAIL_NONE;
         }
         last_err = errno;
