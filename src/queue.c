@@ -1272,6 +1272,31 @@ static void queue_free_ids(char **ids, size_t n)
 }
 
 /*
+ * tmp/ID.PID.ctl is only ever written by a process that holds ID's lock, so
+ * once that lock can be taken (or the body has been gone for a minute) the
+ * writer is dead and the file is garbage.
+ */
+static bool queue_tmp_abandoned(struct queue *q, const char *name, const struct stat *st,
+                                time_t now)
+{
+    char id[QUEUE_ID_MAX], body[QUEUE_ID_MAX + 16];
+    size_t len = strcspn(name, ".");
+    if (len == 0 || len >= QUEUE_ID_MAX)
+        return false;
+    memcpy(id, name, len);
+    id[len] = '\0';
+    if (!queue_id_valid(id))
+        return false;
+    snprintf(body, sizeof body, "%s.body", id);
+    int fd = openat(q->dirfd, body, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return errno == ENOENT && now - st->st_mtime > 60;
+    bool free_lock = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd);
+    return free_lock;
+}
+
+/*
  * Removes what a crash can leave: stale files in tmp/, and bodies whose
  * control file never appeared (or was already removed).  A body is only
  * removed once its lock can be taken and the control file is still absent.
@@ -1323,7 +1348,9 @@ static void queue_cleanup(struct queue *q, time_t now)
         struct stat st;
         if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
-        if (S_ISREG(st.st_mode) && now - st.st_mtime > QUEUE_STALE_TMP)
+        if (!S_ISREG(st.st_mode))
+            continue;
+        if (now - st.st_mtime > QUEUE_STALE_TMP || queue_tmp_abandoned(q, de->d_name, &st, now))
             unlinkat(dirfd(d), de->d_name, 0);
     }
     closedir(d);

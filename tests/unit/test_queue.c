@@ -945,6 +945,9 @@ static void test_flush_corrupt_and_orphans(void **state)
     struct timespec old[2] = {{.tv_sec = 1000}, {.tv_sec = 1000}};
     assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
     write_file("tmp/fresh.ctl", "x");
+    /* A writer of id's control file died: its lock is free, so it is garbage. */
+    snprintf(path, sizeof path, "tmp/%s.999.ctl", id);
+    write_file(path, "half a control file");
 
     char *out = NULL;
     size_t outlen;
