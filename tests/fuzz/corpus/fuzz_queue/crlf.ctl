@@ -1,0 +1,4 @@
+postie-queue 1
+rcpt pending a@b
+RSET - none
+end

@@ -1,0 +1,3 @@
+postie-queue 2
+id x
+end
