@@ -12,13 +12,17 @@
 #   small   a 1 KiB message, RUNS times in a row: wall and CPU (user+sys) per message
 #   large   a 100 MB message once: wall, CPU and peak RSS (ru_maxrss)
 #   rcpts   one message to 300 recipients: wall, and the sink's transaction count
-# Environment: RUNS (default 200), LARGE_MB (default 100), NRCPT (default 300).
+#   flush   FLUSH messages queued with -odq, then one `postie -q`: messages/s,
+#           and the sink's session count (one connection expected)
+# Environment: RUNS (default 200), LARGE_MB (default 100), NRCPT (default 300),
+# FLUSH (default 1000; 0 skips it).
 set -eu
 
 POSTIE=${1:-./src/postie}
 RUNS=${RUNS:-200}
 LARGE_MB=${LARGE_MB:-100}
 NRCPT=${NRCPT:-300}
+FLUSH=${FLUSH:-1000}
 CACHE=${BENCH_CACHE:-/tmp/postie-bench-cache}
 
 [ -x "$POSTIE" ] || { echo "bench: no postie binary at $POSTIE" >&2; exit 1; }
@@ -119,8 +123,36 @@ echo
     esmtp esmtp -C "$WORK/esmtprc" -f bench@bench.example -- \; \
     msmtp msmtp -C "$WORK/msmtprc" -f bench@bench.example -- \;
 
+tally() { tr '\r' '\n' <"$WORK/sink.out" | grep -v '^$' | tail -1; }
+
+if [ "$FLUSH" -gt 0 ]; then
+    mkdir -m 700 "$WORK/queue"
+    sed "s|queue_dir = \"\"|queue_dir = \"$WORK/queue\"|" "$WORK/postie.conf" >"$WORK/queue.conf"
+    chmod 600 "$WORK/queue.conf"
+    i=0
+    start=$(date +%s.%N)
+    while [ $i -lt "$FLUSH" ]; do
+        "$POSTIE" -C "$WORK/queue.conf" -odq -i -f bench@bench.example -- sink@example.org \
+            <"$WORK/small.eml"
+        i=$((i + 1))
+    done
+    end=$(date +%s.%N)
+    before=$(tally)
+    /usr/bin/time -f "%e %U %S %M" -o "$WORK/flush.time" "$POSTIE" -C "$WORK/queue.conf" -q
+    sleep 0.2
+    after=$(tally)
+    read -r fw fu fs fm <"$WORK/flush.time"
+    echo
+    echo "queue: $FLUSH messages queued with -odq in $(echo "$end - $start" | bc) s"
+    echo "flush: postie -q took $fw s wall, $(echo "$fu + $fs" | bc) s CPU, peak RSS $fm KiB:" \
+        "$(echo "$FLUSH / $fw" | bc) messages/s"
+    echo "       sink before: $before"
+    echo "       sink after:  $after"
+    echo "       left in queue: $("$POSTIE" -C "$WORK/queue.conf" -bp | tail -1)"
+fi
+
 kill "$SINK_PID" 2>/dev/null || true
 wait "$SINK_PID" 2>/dev/null || true
 SINK_PID=
 echo
-echo "smtp-sink tally (-c): $(tr '\r' '\n' <"$WORK/sink.out" | grep -v '^$' | tail -1)"
+echo "smtp-sink tally (-c): $(tally)"
