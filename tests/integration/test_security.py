@@ -188,6 +188,15 @@ class ArgvInjectionTests(Base):
                     self.assertEqual(res.returncode, EX_USAGE, res)
         self.assertNothingSent()
 
+    def test_sender_is_exactly_one_address_not_an_option(self):
+        # PHP's fifth parameter "-f$from" with a from of "-oQ/tmp" or two words
+        for bad in ("-oQ/tmp", "-X/tmp/x", "a@example.com c@example.com", "a@example.com,c@x",
+                    "a@example.com\tx", "@route:a@example.com"):
+            with self.subTest(sender=bad):
+                res = self.postie(["-f", bad, "b@example.org"], stdin=MSG)
+                self.assertEqual(res.returncode, EX_USAGE, res)
+        self.assertNothingSent()
+
     def test_error_message_cannot_forge_a_second_line(self):
         res = self.postie(["-f", "x\nFAKE: injected line", "b@example.org"], stdin=MSG)
         self.assertEqual(res.returncode, EX_USAGE)
