@@ -42,15 +42,15 @@
 #include "log.h"
 #include "mem.h"
 
-#define BRIDGE_BUF_L2R (16 * 1024) /* libESMTP -> smarthost (it writes 2-8 KiB at a time) */
-#define BRIDGE_BUF_R2L (4 * 1024)  /* smarthost -> libESMTP (replies) */
-#define BRIDGE_SPLICE (64 * 1024)   /* one splice() (the default pipe size) */
-#define BRIDGE_REPLY_MAX 8192      /* longest reply read in the STARTTLS exchange */
+#define BRIDGE_BUF_L2R   (16 * 1024) /* libESMTP -> smarthost (it writes 2-8 KiB at a time) */
+#define BRIDGE_BUF_R2L   (4 * 1024)  /* smarthost -> libESMTP (replies) */
+#define BRIDGE_SPLICE    (64 * 1024) /* one splice() (the default pipe size) */
+#define BRIDGE_REPLY_MAX 8192        /* longest reply read in the STARTTLS exchange */
 
 struct bridge {
-    char where[300];        /* "host:port" for messages */
-    int timeout_ms;         /* account timeout */
-    int idle_ms;            /* the relay thread's safety limit */
+    char where[300]; /* "host:port" for messages */
+    int timeout_ms;  /* account timeout */
+    int idle_ms;     /* the relay thread's safety limit */
     int remote_fd;
     SSL_CTX *ctx;
     SSL *ssl;
@@ -61,16 +61,16 @@ struct bridge {
     pthread_t thread;
     bool thread_running;
     bool stopped;
-    atomic_bool cut;        /* bridge_cut(): forward nothing more to the server */
-    atomic_bool verify;     /* bridge_verify_only() */
+    atomic_bool cut;    /* bridge_cut(): forward nothing more to the server */
+    atomic_bool verify; /* bridge_verify_only() */
     /* -bv state, relay thread only */
-    bool v_txn;             /* a MAIL FROM was forwarded */
-    bool v_held;            /* DATA/BDAT reached: nothing more goes upstream */
-    size_t v_cmds;          /* MAIL + RCPT commands forwarded */
-    size_t v_replies;       /* final reply lines received since MAIL */
-    size_t v_tail;          /* an incomplete command line kept at the start of up */
-    size_t v_linepos;       /* position in the current reply line */
-    char v_head[4];         /* first bytes of the current reply line */
+    bool v_txn;       /* a MAIL FROM was forwarded */
+    bool v_held;      /* DATA/BDAT reached: nothing more goes upstream */
+    size_t v_cmds;    /* MAIL + RCPT commands forwarded */
+    size_t v_replies; /* final reply lines received since MAIL */
+    size_t v_tail;    /* an incomplete command line kept at the start of up */
+    size_t v_linepos; /* position in the current reply line */
+    char v_head[4];   /* first bytes of the current reply line */
     /* pending bytes for libESMTP before anything from the server (STARTTLS greeting) */
     char greeting[600];
     size_t greeting_len;
@@ -142,8 +142,7 @@ static enum result_failure bridge_fail(struct result *r, enum result_failure f, 
 /* Connects one address with a deadline; returns the fd or -1 with errno set. */
 static int bridge_connect_one(const struct addrinfo *ai, int timeout_ms)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0)
         return -1;
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
@@ -183,13 +182,13 @@ static enum result_failure bridge_connect(struct bridge *b, const struct conf_ac
 {
     char port[16];
     snprintf(port, sizeof port, "%d", a->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int g = getaddrinfo(a->host, port, &hints, &res);
     if (g != 0)
-        return bridge_fail(r, RESULT_FAIL_RESOLVE, "%s: cannot resolve %s: %s", b->where,
-                           a->host, g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
+        return bridge_fail(r, RESULT_FAIL_RESOLVE, "%s: cannot resolve %s: %s", b->where, a->host,
+                           g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
     int last_err = 0;
     bool all_timeouts = true;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
@@ -212,8 +211,7 @@ static enum result_failure bridge_connect(struct bridge *b, const struct conf_ac
             all_timeouts = false;
         if (log_verbose()) {
             char addr[INET6_ADDRSTRLEN] = "?";
-            getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0,
-                        NI_NUMERICHOST);
+            getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST);
             log_debug("connect to %s (%s): %s", b->where, addr, strerror(last_err));
         }
     }
@@ -353,13 +351,12 @@ static enum result_failure bridge_starttls(struct bridge *b, const char *ehlo_na
     int code = bridge_read_reply(b, reply, sizeof reply, &rlen, deadline);
     log_transcript("<-", reply, rlen);
     if (code < 0)
-        return bridge_fail(r, RESULT_FAIL_TIMEOUT, "%s: no greeting within %d seconds",
-                           b->where, b->timeout_ms / 1000);
+        return bridge_fail(r, RESULT_FAIL_TIMEOUT, "%s: no greeting within %d seconds", b->where,
+                           b->timeout_ms / 1000);
     if (code == 0)
-        return bridge_fail(r, rlen == 0 ? RESULT_FAIL_DROPPED : RESULT_FAIL_PROTOCOL,
-                           "%s: %s", b->where,
-                           rlen == 0 ? "connection closed before the greeting"
-                                     : "malformed greeting");
+        return bridge_fail(
+            r, rlen == 0 ? RESULT_FAIL_DROPPED : RESULT_FAIL_PROTOCOL, "%s: %s", b->where,
+            rlen == 0 ? "connection closed before the greeting" : "malformed greeting");
     if (code / 100 != 2) {
         bridge_last_line(reply, rlen, line, sizeof line);
         return bridge_fail(r, RESULT_FAIL_GREETING, "%s: greeting: %s", b->where, line);
@@ -379,8 +376,8 @@ static enum result_failure bridge_starttls(struct bridge *b, const char *ehlo_na
         return bridge_fail(r, RESULT_FAIL_TIMEOUT, "%s: no reply to EHLO within %d seconds",
                            b->where, b->timeout_ms / 1000);
     if (code == 0)
-        return bridge_fail(r, rlen == 0 ? RESULT_FAIL_DROPPED : RESULT_FAIL_PROTOCOL,
-                           "%s: %s", b->where,
+        return bridge_fail(r, rlen == 0 ? RESULT_FAIL_DROPPED : RESULT_FAIL_PROTOCOL, "%s: %s",
+                           b->where,
                            rlen == 0 ? "connection closed after EHLO" : "malformed EHLO reply");
     if (code / 100 != 2) {
         bridge_last_line(reply, rlen, line, sizeof line);
@@ -411,8 +408,8 @@ static enum result_failure bridge_starttls(struct bridge *b, const char *ehlo_na
     char extra;
     ssize_t x = recv(b->remote_fd, &extra, 1, MSG_PEEK | MSG_DONTWAIT);
     if (x > 0)
-        return bridge_fail(r, RESULT_FAIL_PROTOCOL,
-                           "%s: unexpected data after the STARTTLS reply", b->where);
+        return bridge_fail(r, RESULT_FAIL_PROTOCOL, "%s: unexpected data after the STARTTLS reply",
+                           b->where);
     return RESULT_FAIL_NONE;
 }
 
@@ -444,13 +441,11 @@ static enum result_failure bridge_tls_context(struct bridge *b, const struct con
                            err);
     }
     if (a->tls_cert_file != NULL && a->tls_cert_file[0] != '\0') {
-        const char *key = a->tls_key_file != NULL && a->tls_key_file[0] != '\0'
-                              ? a->tls_key_file
-                              : a->tls_cert_file;
+        const char *key = a->tls_key_file != NULL && a->tls_key_file[0] != '\0' ? a->tls_key_file
+                                                                                : a->tls_cert_file;
         if (SSL_CTX_use_certificate_chain_file(ctx, a->tls_cert_file) != 1) {
             bridge_ssl_errors(err, sizeof err);
-            return bridge_fail(r, RESULT_FAIL_TLS, "tls_cert_file %s: %s", a->tls_cert_file,
-                               err);
+            return bridge_fail(r, RESULT_FAIL_TLS, "tls_cert_file %s: %s", a->tls_cert_file, err);
         }
         if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
             SSL_CTX_check_private_key(ctx) != 1) {
@@ -506,8 +501,8 @@ static enum result_failure bridge_handshake(struct bridge *b, const struct conf_
         long vr = SSL_get_verify_result(b->ssl);
         if (vr != X509_V_OK) {
             ERR_clear_error();
-            return bridge_fail(r, RESULT_FAIL_CERT, "%s: certificate verify failed: %s",
-                               b->where, X509_verify_cert_error_string(vr));
+            return bridge_fail(r, RESULT_FAIL_CERT, "%s: certificate verify failed: %s", b->where,
+                               X509_verify_cert_error_string(vr));
         }
         int sys = errno;
         bridge_ssl_errors(err, sizeof err);
@@ -598,8 +593,7 @@ static bool bridge_accept(struct bridge *b)
         }
         struct sockaddr_in peer;
         socklen_t pl = sizeof peer;
-        int fd = accept4(b->listen_fd, (struct sockaddr *)&peer, &pl,
-                         SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int fd = accept4(b->listen_fd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
             continue;
         if (pl == sizeof peer && peer.sin_family == AF_INET &&
@@ -617,12 +611,11 @@ static bool bridge_accept(struct bridge *b)
 }
 
 /* Remote I/O: returns >0 bytes, 0 at EOF, -1 would block (*want = POLLIN/POLLOUT), -2 error. */
-static ssize_t bridge_remote_io(struct bridge *b, bool writing, void *buf, size_t len,
-                                short *want)
+static ssize_t bridge_remote_io(struct bridge *b, bool writing, void *buf, size_t len, short *want)
 {
     if (b->ssl == NULL) {
-        ssize_t n = writing ? send(b->remote_fd, buf, len, MSG_NOSIGNAL)
-                            : recv(b->remote_fd, buf, len, 0);
+        ssize_t n =
+            writing ? send(b->remote_fd, buf, len, MSG_NOSIGNAL) : recv(b->remote_fd, buf, len, 0);
         if (n >= 0)
             return n;
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
@@ -872,8 +865,7 @@ static void *bridge_thread(void *arg)
         }
         /* up buffer -> remote */
         if (up_len > 0 && !remote_write_blocked && !atomic_load(&b->cut)) {
-            ssize_t n =
-                bridge_remote_io(b, true, up + up_off, up_len - up_off, &remote_write_want);
+            ssize_t n = bridge_remote_io(b, true, up + up_off, up_len - up_off, &remote_write_want);
             if (n > 0) {
                 up_off += (size_t)n;
                 b->bytes_up += (unsigned long long)n;
@@ -909,8 +901,8 @@ static void *bridge_thread(void *arg)
         /* Nothing moved: wait for whatever the blocked operations need. */
         struct pollfd p[3];
         p[0].fd = b->local_fd;
-        p[0].events = (short)((local_read_blocked ? POLLIN : 0) |
-                              (local_write_blocked ? POLLOUT : 0));
+        p[0].events =
+            (short)((local_read_blocked ? POLLIN : 0) | (local_write_blocked ? POLLOUT : 0));
         p[1].fd = b->remote_fd;
         p[1].events = (short)((remote_read_blocked ? remote_read_want : 0) |
                               (remote_write_blocked ? remote_write_want : 0));

@@ -40,7 +40,7 @@
 #include "log.h"
 #include "mem.h"
 
-#define RELAY_CHUNK (64 * 1024)
+#define RELAY_CHUNK    (64 * 1024)
 #define RELAY_CRED_MAX 255 /* sasl-plain copies into a 513-byte buffer */
 
 enum relay_stage {
@@ -91,10 +91,10 @@ struct relay_session {
     char ehlo_text[256];
     bool ehlo_8bitmime, ehlo_auth, ehlo_login, ehlo_plain;
 
-    bool auth_tried;       /* an AUTH command went out */
-    bool auth_ok;          /* 235 */
-    bool refused_pending;  /* interact refused before the AUTH line was written */
-    bool refused_current;  /* the open AUTH exchange was refused by us */
+    bool auth_tried;      /* an AUTH command went out */
+    bool auth_ok;         /* 235 */
+    bool refused_pending; /* interact refused before the AUTH line was written */
+    bool refused_current; /* the open AUTH exchange was refused by us */
     char auth_mech[32];
 
     enum result_failure stop; /* why we cut the bridge */
@@ -131,8 +131,8 @@ static void relay_copy_status(struct relay_reply *out, const smtp_status_t *st)
         return;
     out->code = st->code;
     if (st->enh_class > 0)
-        snprintf(out->enh, sizeof out->enh, "%d.%d.%d", st->enh_class % 10,
-                 st->enh_subject % 1000, st->enh_detail % 1000);
+        snprintf(out->enh, sizeof out->enh, "%d.%d.%d", st->enh_class % 10, st->enh_subject % 1000,
+                 st->enh_detail % 1000);
     relay_sanitize(out->text, sizeof out->text, st->text);
 }
 
@@ -283,13 +283,12 @@ static void relay_server_line(struct relay_session *rs, const char *l, size_t n)
             rs->refused_current = false; /* the reply to our own "*" */
         } else if (code / 100 == 2) {
             rs->auth_ok = true;
-            log_debug("authenticated as %s (AUTH %s)", rs->user ? rs->user : "?",
-                      rs->auth_mech);
+            log_debug("authenticated as %s (AUTH %s)", rs->user ? rs->user : "?", rs->auth_mech);
         } else {
             char t[256];
             relay_sanitize(t, sizeof t, l);
-            relay_stop(rs, RESULT_FAIL_AUTH_REJECTED, "%s: AUTH %s as %s rejected: %s",
-                       rs->where, rs->auth_mech, rs->user ? rs->user : "?", t);
+            relay_stop(rs, RESULT_FAIL_AUTH_REJECTED, "%s: AUTH %s as %s rejected: %s", rs->where,
+                       rs->auth_mech, rs->user ? rs->user : "?", t);
         }
         break;
     case RELAY_ST_MAIL:
@@ -335,8 +334,7 @@ static void relay_client_line(struct relay_session *rs, const char *l, size_t n)
         memcpy(rs->auth_mech, mech, ml);
         rs->auth_mech[ml] = '\0';
         char shown[64];
-        int k = snprintf(shown, sizeof shown, "AUTH %s%s", rs->auth_mech,
-                         5 + ml < n ? " ***" : "");
+        int k = snprintf(shown, sizeof shown, "AUTH %s%s", rs->auth_mech, 5 + ml < n ? " ***" : "");
         log_transcript("->", shown, (size_t)k);
         rs->stage = RELAY_ST_AUTH;
         rs->auth_tried = true;
@@ -747,12 +745,11 @@ static bool relay_add_item(struct relay_session *rs, smtp_session_t session, str
         smtp_dsn_set_ret(m, Ret_HDRS);
     if (it->envid != NULL && it->envid[0] != '\0')
         smtp_dsn_set_envid(m, it->envid);
-    unsigned long size = (unsigned long)it->headers_len + 2 +
-                         (it->body_len > 0 ? (unsigned long)it->body_len : 0);
+    unsigned long size =
+        (unsigned long)it->headers_len + 2 + (it->body_len > 0 ? (unsigned long)it->body_len : 0);
     if (!rs->s->verify_only)
         smtp_size_set_estimate(m, size);
-    mm->want_8bit = it->body == OPTS_BODY_8BITMIME ||
-                    (it->body == OPTS_BODY_UNSET && it->eightbit);
+    mm->want_8bit = it->body == OPTS_BODY_8BITMIME || (it->body == OPTS_BODY_UNSET && it->eightbit);
 
     size_t added = 0;
     for (size_t j = 0; j < it->nrcpts; j++) {
@@ -794,8 +791,8 @@ static bool relay_add_item(struct relay_session *rs, smtp_session_t session, str
 static void relay_set_timeouts(smtp_session_t session, int seconds)
 {
     long ms = (long)seconds * 1000;
-    static const int which[] = {Timeout_GREETING, Timeout_ENVELOPE, Timeout_DATA,
-                                Timeout_TRANSFER, Timeout_DATA2};
+    static const int which[] = {Timeout_GREETING, Timeout_ENVELOPE, Timeout_DATA, Timeout_TRANSFER,
+                                Timeout_DATA2};
     for (size_t i = 0; i < sizeof which / sizeof which[0]; i++)
         smtp_set_timeout(session, which[i] | Timeout_OVERRIDE_RFC2822_MINIMUM, ms);
 }
@@ -880,8 +877,8 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
     char local[64];
     struct result berr;
     result_clear(&berr);
-    const char *ehlo = s->conf != NULL && s->conf->hostname != NULL ? s->conf->hostname
-                                                                     : "localhost";
+    const char *ehlo =
+        s->conf != NULL && s->conf->hostname != NULL ? s->conf->hostname : "localhost";
     enum result_failure bf = bridge_open(a, ehlo, &rs.bridge, local, sizeof local, &berr);
     if (bf != RESULT_FAIL_NONE) {
         relay_wipe_credentials(&rs);
@@ -902,8 +899,8 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
     }
     rs.msgs = mem_array(n, sizeof *rs.msgs);
     rs.nmsgs = n;
-    bool setup_ok = smtp_set_server(session, local) && smtp_set_monitorcb(session, relay_monitor,
-                                                                         &rs, 0) &&
+    bool setup_ok = smtp_set_server(session, local) &&
+                    smtp_set_monitorcb(session, relay_monitor, &rs, 0) &&
                     smtp_set_eventcb(session, relay_event, &rs) &&
                     smtp_starttls_enable(session, Starttls_DISABLED);
     if (setup_ok && s->conf != NULL && s->conf->hostname != NULL)
@@ -916,8 +913,7 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
             relay_auth_inited = true;
         }
         rs.auth = auth_create_context();
-        setup_ok = rs.auth != NULL &&
-                   auth_set_mechanism_flags(rs.auth, AUTH_PLUGIN_PLAIN, 0) &&
+        setup_ok = rs.auth != NULL && auth_set_mechanism_flags(rs.auth, AUTH_PLUGIN_PLAIN, 0) &&
                    auth_set_interact_cb(rs.auth, relay_interact, &rs) &&
                    smtp_auth_set_context(session, rs.auth);
     }
@@ -961,8 +957,7 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
         } else if (!started) {
             if (rs.greeting_code >= 400) {
                 sf = RESULT_FAIL_GREETING;
-                snprintf(sf_text, sizeof sf_text, "%s: greeting: %s", rs.where,
-                         rs.greeting_text);
+                snprintf(sf_text, sizeof sf_text, "%s: greeting: %s", rs.where, rs.greeting_text);
             } else if (rs.ehlo_code >= 400) {
                 sf = RESULT_FAIL_GREETING;
                 snprintf(sf_text, sizeof sf_text, "%s: EHLO: %s", rs.where, rs.ehlo_text);
@@ -971,14 +966,12 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
                 smtp_strerror(serr, e, sizeof e);
                 sf = end == BRIDGE_END_REMOTE_CLOSED ? RESULT_FAIL_DROPPED : RESULT_FAIL_LOCAL;
                 snprintf(sf_text, sizeof sf_text, "%s: %s", rs.where,
-                         end == BRIDGE_END_REMOTE_CLOSED ? "connection closed by the server"
-                                                         : e);
+                         end == BRIDGE_END_REMOTE_CLOSED ? "connection closed by the server" : e);
             }
         } else if (incomplete && !(s->verify_only && rs.aborted_data)) {
             if (end == BRIDGE_END_REMOTE_CLOSED) {
                 sf = RESULT_FAIL_DROPPED;
-                snprintf(sf_text, sizeof sf_text, "%s: connection closed by the server",
-                         rs.where);
+                snprintf(sf_text, sizeof sf_text, "%s: connection closed by the server", rs.where);
             } else if (end == BRIDGE_END_ERROR) {
                 sf = RESULT_FAIL_DROPPED;
                 snprintf(sf_text, sizeof sf_text, "%s: connection lost: %s", rs.where, why);
