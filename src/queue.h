@@ -5,7 +5,9 @@
  * What postie accepts it never loses: queue_store() returns OUTCOME_OK only
  * once the message is fsync'd and renamed into place and the directory is
  * fsync'd.  Any number of submitters and flushers may run at once; a
- * per-message lock makes sure no message is delivered twice.
+ * per-message lock makes sure no message is delivered twice (short of the
+ * one at-least-once window described in doc/QUEUE.md: a crash between the
+ * smarthost's acceptance and the recording of it).
  */
 #ifndef POSTIE_QUEUE_H
 #define POSTIE_QUEUE_H
@@ -57,7 +59,8 @@ struct queue_meta {
 
 /*
  * Stores m durably.  Recipients in meta->rcpts that are DELIVERED or FAILED
- * are recorded as such and never tried again.  Writes the new id into id.
+ * are recorded as such and never tried again.  Writes the new id into id
+ * ("" and OUTCOME_OK when no recipient is left to try: nothing is stored).
  * OUTCOME_CANTCREAT when anything fails (disk full...); nothing partial is
  * left behind.
  */
@@ -67,7 +70,8 @@ enum outcome queue_store(struct queue *q, const struct message *m, const struct 
 /*
  * Queues an RFC 3464 bounce for m to its sender, listing the recipients of
  * rcpts[0..n) that are FAILED with their replies.  Does nothing (OUTCOME_OK)
- * for a null sender or when m is itself a bounce.
+ * for a null sender, when m is itself a bounce, or for recipients whose -N
+ * excludes failure notices.  The bounce is due at once (the next -q sends it).
  */
 enum outcome queue_bounce(struct queue *q, const struct conf *c, const struct message *m,
                           const struct relay_rcpt *rcpts, size_t n, bool is_bounce,
