@@ -801,6 +801,10 @@ static void *bridge_thread(void *arg)
         }
         if (remote_eof && down_len == 0) {
             b->end = BRIDGE_END_REMOTE_CLOSED;
+            if (b->bytes_down == 0 && b->greeting_len == 0 && b->ssl != NULL)
+                snprintf(b->end_why, sizeof b->end_why,
+                         "the server closed the connection right after the TLS handshake, "
+                         "before its greeting (a client certificate missing or refused?)");
             break;
         }
         /* Plaintext, not -bv: move the message kernel-side, local -> pipe -> remote. */

@@ -966,12 +966,15 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
                 smtp_strerror(serr, e, sizeof e);
                 sf = end == BRIDGE_END_REMOTE_CLOSED ? RESULT_FAIL_DROPPED : RESULT_FAIL_LOCAL;
                 snprintf(sf_text, sizeof sf_text, "%s: %s", rs.where,
-                         end == BRIDGE_END_REMOTE_CLOSED ? "connection closed by the server" : e);
+                         end != BRIDGE_END_REMOTE_CLOSED ? e
+                         : why[0] != '\0'                ? why
+                                                         : "connection closed by the server");
             }
         } else if (incomplete && !(s->verify_only && rs.aborted_data)) {
             if (end == BRIDGE_END_REMOTE_CLOSED) {
                 sf = RESULT_FAIL_DROPPED;
-                snprintf(sf_text, sizeof sf_text, "%s: connection closed by the server", rs.where);
+                snprintf(sf_text, sizeof sf_text, "%s: %s", rs.where,
+                         why[0] != '\0' ? why : "connection closed by the server");
             } else if (end == BRIDGE_END_ERROR) {
                 sf = RESULT_FAIL_DROPPED;
                 snprintf(sf_text, sizeof sf_text, "%s: connection lost: %s", rs.where, why);

@@ -14,7 +14,8 @@ tls, cert, key, ca, auth (list of "USER:PASS" or (user, pass)), auth_plaintext,
 auth_mechanisms, chunking, no_8bitmime, no_pipelining, dsn, greeting, silent,
 mail_reply, rcpt_reply (dict addr -> reply or list of "ADDR=REPLY"), data_reply,
 drop_mid_data, stall_mid_data, no_starttls, host ("127.0.0.1" or "::1"),
-tls_max ("1.2"), size_limit, line_length_limit.
+tls_max ("1.2"), size_limit, line_length_limit, client_ca (require a client
+certificate signed by that CA file; messages then record "client_cert", its CN).
 
 Besides messages(), sh.commands() lists every command line the server read
 (dicts with "conn", "tls", "line"; AUTH continuation lines carry

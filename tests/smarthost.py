@@ -11,7 +11,8 @@ is appended to R.jsonl as one JSON object, before the reply is sent:
 
     {"mail_from": "a@x" ("" for <>), "mail_options": [...], "rcpt_tos": [...],
      "rcpt_options": [[...], ...], "data_b64": "...", "auth_user": "alice"|null,
-     "tls": bool, "ehlo": "name", "chunked": bool}
+     "tls": bool, "ehlo": "name", "chunked": bool,
+     "client_cert": "CN of a verified client certificate" | null}
 
 With --commands C.jsonl every command line it reads is appended to C as
 {"conn": N, "tls": bool, "line": "MAIL FROM:<a@x>"} (AUTH continuation lines
@@ -155,6 +156,7 @@ class Handler:
             "tls": server.is_secure(),
             "ehlo": session.host_name,
             "chunked": bool(getattr(envelope, "chunked", False)),
+            "client_cert": server.client_cert_cn(),
         })
         return reply
 
@@ -188,6 +190,15 @@ class TestSMTP(SMTP):
 
     def is_secure(self):
         return self.implicit_tls or self._tls_protocol is not None
+
+    def client_cert_cn(self):
+        """The CN of the client's verified certificate (--client-ca), or None."""
+        cert = self.transport.get_extra_info("peercert") if self.transport else None
+        for rdn in (cert or {}).get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    return value
+        return None
 
     def connection_made(self, transport):
         first = self.transport is None
@@ -339,6 +350,7 @@ def parse_args(argv):
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--tls-max", choices=("1.2", "1.3"), help="cap the server's TLS version")
+    p.add_argument("--client-ca", help="require a client certificate signed by this CA")
     p.add_argument("--auth", type=parse_auth, action="append", default=[])
     p.add_argument("--auth-mechanisms", default="LOGIN PLAIN",
                    help="what AUTH advertises, in order (default 'LOGIN PLAIN')")
@@ -378,6 +390,9 @@ def main(argv):
         ssl_ctx.load_cert_chain(opts.cert, opts.key)
         if opts.tls_max == "1.2":
             ssl_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        if opts.client_ca:
+            ssl_ctx.load_verify_locations(opts.client_ca)
+            ssl_ctx.verify_mode = ssl.CERT_REQUIRED
     if opts.line_length_limit:
         TestSMTP.line_length_limit = opts.line_length_limit
 

@@ -142,6 +142,28 @@ class DeliveryTests(TLSCase):
         self.assertIn("TLSv1.2", res.err)
         self.assertTrue(sh.messages()[0]["tls"])
 
+    def test_client_certificate(self):
+        clients = TestCA(self.dir, subdir="clients")
+        cert, key = clients.issue(["client.example"], name="client")
+        sh = self.smarthost(tls="tls", client_ca=clients.ca_file)
+        res = self.send(self.config(sh, tls_cert_file=cert, tls_key_file=key))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertEqual(m["client_cert"], "client")
+        # Without one, the server refuses the handshake (with TLS 1.3 the
+        # client only learns it when the server hangs up).
+        res = self.send(self.config(sh))
+        self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
+        self.assertIn("TLS handshake", res.err)
+        self.assertEqual(len(sh.messages()), 1)
+
+    def test_password_command(self):
+        sh = self.smarthost(tls="starttls")
+        res = self.send(self.config(sh, password=None,
+                                    password_command="printf '%%s\\n' '%s'" % PASSWORD))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        self.assertEqual(sh.messages()[0]["auth_user"], USER)
+
     def test_no_auth_configured(self):
         sh = self.smarthost(tls="tls", auth=[])
         res = self.send(self.config(sh, user=None, password=None))
