@@ -498,6 +498,18 @@ class QueueTest(unittest.TestCase):
         self.assertEqual(sh.messages(), [])
         self.assert_queue_empty()
 
+    def test_null_sender_never_bounced(self):
+        sh = self.smarthost(rcpt_reply={"bob@example.com": "550 5.1.1 no such user"})
+        self.config()
+        res = self.send("from nobody", args=["-odq", "-f", "<>"])
+        self.assertEqual(res.returncode, 0, res)
+        self.assertIn("<>", self.postie("-bp").out)
+        self.assertEqual(self.postie("-q").returncode, 0)
+        self.assertEqual(self.postie("-q").returncode, 0)
+        self.assertEqual(sh.messages(), [])
+        self.assertEqual(len([f for f in self.files("failed") if f.endswith(".ctl")]), 1)
+        self.assert_queue_empty()
+
     def test_corrupt_control_file_is_moved_aside(self):
         sh = self.smarthost()
         self.config()
