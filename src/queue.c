@@ -975,6 +975,20 @@ undo:
     return rc;
 }
 
+/* Still to be tried: pending or deferred. */
+static bool queue_rcpt_open(const struct queue_rcpt *qr)
+{
+    return qr->state == QUEUE_RCPT_PENDING || qr->state == QUEUE_RCPT_DEFERRED;
+}
+
+static bool queue_any_open(const struct queue_control *c)
+{
+    for (size_t k = 0; k < c->nrcpts; k++)
+        if (queue_rcpt_open(&c->rcpts[k]))
+            return true;
+    return false;
+}
+
 static enum queue_rcpt_state queue_state_from_relay(enum relay_state s)
 {
     switch (s) {
@@ -1036,7 +1050,7 @@ enum outcome queue_store(struct queue *q, const struct message *m, const struct 
             qr->failure = rr->failure;
             qr->reply = rr->reply;
         }
-        if (qr->state == QUEUE_RCPT_PENDING || qr->state == QUEUE_RCPT_DEFERRED)
+        if (queue_rcpt_open(qr))
             open_rcpts++;
     }
     enum outcome rc = OUTCOME_OK;
@@ -1217,13 +1231,15 @@ static int queue_cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static bool queue_has_suffix(const char *s, const char *suffix, size_t *stem)
+/* name is "ID" + suffix with a valid ID: copies the ID into id. */
+static bool queue_name_id(const char *name, const char *suffix, char id[QUEUE_ID_MAX])
 {
-    size_t n = strlen(s), k = strlen(suffix);
-    if (n <= k || strcmp(s + n - k, suffix) != 0)
+    size_t n = strlen(name), k = strlen(suffix);
+    if (n <= k || n - k >= QUEUE_ID_MAX || strcmp(name + n - k, suffix) != 0)
         return false;
-    *stem = n - k;
-    return true;
+    memcpy(id, name, n - k);
+    id[n - k] = '\0';
+    return queue_id_valid(id);
 }
 
 /* The ids of the queued messages (control files), sorted (oldest first). */
@@ -1243,13 +1259,9 @@ static char **queue_scan(struct queue *q, const char *filter, size_t *count)
     size_t n = 0, cap = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        size_t stem;
-        if (!queue_has_suffix(de->d_name, ".ctl", &stem) || stem >= QUEUE_ID_MAX)
-            continue;
         char id[QUEUE_ID_MAX];
-        memcpy(id, de->d_name, stem);
-        id[stem] = '\0';
-        if (!queue_id_valid(id) || (filter != NULL && strstr(id, filter) == NULL))
+        if (!queue_name_id(de->d_name, ".ctl", id) ||
+            (filter != NULL && strstr(id, filter) == NULL))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
@@ -1313,13 +1325,8 @@ static void queue_cleanup(struct queue *q, time_t now)
     rewinddir(d);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        size_t stem;
-        if (!queue_has_suffix(de->d_name, ".body", &stem) || stem >= QUEUE_ID_MAX)
-            continue;
         char id[QUEUE_ID_MAX], ctl[QUEUE_ID_MAX + 16];
-        memcpy(id, de->d_name, stem);
-        id[stem] = '\0';
-        if (!queue_id_valid(id))
+        if (!queue_name_id(de->d_name, ".body", id))
             continue;
         snprintf(ctl, sizeof ctl, "%s.ctl", id);
         struct stat st;
@@ -1689,7 +1696,7 @@ enum outcome queue_list(struct queue *q, FILE *out, struct result *r)
             fputs(")\n", out);
         }
         for (size_t k = 0; k < c.nrcpts; k++) {
-            if (c.rcpts[k].state != QUEUE_RCPT_PENDING && c.rcpts[k].state != QUEUE_RCPT_DEFERRED)
+            if (!queue_rcpt_open(&c.rcpts[k]))
                 continue;
             fprintf(out, "%49s", "");
             queue_put_ascii(out, c.rcpts[k].addr);
@@ -1720,12 +1727,7 @@ bool queue_has_due(struct queue *q)
         struct result why;
         if (queue_read_control_at(q, ids[i], &c, &why) != OUTCOME_OK)
             continue;
-        if (queue_is_due(&c, now)) {
-            for (size_t k = 0; k < c.nrcpts; k++)
-                if (c.rcpts[k].state == QUEUE_RCPT_PENDING ||
-                    c.rcpts[k].state == QUEUE_RCPT_DEFERRED)
-                    due = true;
-        }
+        due = queue_is_due(&c, now) && queue_any_open(&c);
         queue_control_free(&c);
     }
     queue_free_ids(ids, n);
@@ -1957,9 +1959,7 @@ static enum outcome queue_flush_account(struct queue *q, const struct conf *c,
         for (size_t k = 0; k < ctl->nrcpts; k++) {
             msg->rr[k].addr = ctl->rcpts[k].addr;
             msg->rr[k].notify = ctl->rcpts[k].notify;
-            bool open = ctl->rcpts[k].state == QUEUE_RCPT_PENDING ||
-                        ctl->rcpts[k].state == QUEUE_RCPT_DEFERRED;
-            msg->rr[k].state = open ? RELAY_PENDING : RELAY_SKIP;
+            msg->rr[k].state = queue_rcpt_open(&ctl->rcpts[k]) ? RELAY_PENDING : RELAY_SKIP;
         }
         items[n] = (struct relay_item){
             .sender = ctl->sender,
@@ -2044,12 +2044,7 @@ enum outcome queue_flush(struct queue *q, const struct conf *c, bool due_only, c
                 log_error("queue run: %s", lr.text);
             if (l != QUEUE_LOAD_OK)
                 continue;
-            bool open = false;
-            for (size_t k = 0; k < msg->c.nrcpts; k++)
-                if (msg->c.rcpts[k].state == QUEUE_RCPT_PENDING ||
-                    msg->c.rcpts[k].state == QUEUE_RCPT_DEFERRED)
-                    open = true;
-            if (!open) {
+            if (!queue_any_open(&msg->c)) {
                 /* Settled but not removed (crash after the last update). */
                 queue_remove(q, msg->c.id);
                 queue_msg_release(msg);
