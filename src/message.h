@@ -55,16 +55,21 @@ struct message_params {
  * so a lone "." line is text.  NUL octets removed from the body are counted
  * in nul_removed and warned about (log_warn) here.
  *
- * Reads one message from in_fd and prepares it.  On OUTCOME_OK, m is filled
- * and owns its strings and body_fd (an unlinked O_TMPFILE in spool_dir).
- * Failures: OUTCOME_DATAERR (no recipients, bad address in a header,
- * unusable header block), OUTCOME_IOERR (read failed), OUTCOME_CANTCREAT
- * (spool file), OUTCOME_USAGE (bad -f).  Nothing is left behind on failure.
+ * On OUTCOME_OK, m is filled and owns its strings and body_fd (an unlinked
+ * O_TMPFILE in spool_dir, rewound to offset 0).  Failures: OUTCOME_DATAERR
+ * (no recipients, bad address in a header, NUL in the header block, header
+ * block over 1 MiB, a header line that cannot be folded, alias loop),
+ * OUTCOME_USAGE (bad -f or recipient argument), OUTCOME_CONFIG (aliases file
+ * syntax, bad account "from"), OUTCOME_NOINPUT (aliases file unreadable),
+ * OUTCOME_IOERR (read failed), OUTCOME_CANTCREAT (spool file).  Nothing is
+ * left behind on failure; m is then zeroed with body_fd = -1.
  */
 enum outcome message_prepare(const struct message_params *p, int in_fd, struct message *m,
                              struct result *r);
 
-/* Opens an unlinked O_RDWR temporary file in dir (O_TMPFILE). */
+/* Opens an unlinked O_RDWR temporary file in dir (O_TMPFILE; on file systems
+ * without it, mkostemp() + unlink()).  dir NULL or "": $TMPDIR, else /tmp.
+ * Returns the fd, or -1 with OUTCOME_CANTCREAT in r. */
 int message_spool_open(const char *dir, struct result *r);
 
 /*
