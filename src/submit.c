@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "aliases.h"
+#include "envelope.h"
 #include "log.h"
 #include "mem.h"
 #include "privs.h"
@@ -326,58 +327,38 @@ enum outcome submit_verify(const struct submit_params *p, FILE *out, struct resu
     if (acct == NULL)
         return result_set(r, OUTCOME_CONFIG, "no smarthost is configured");
 
+    /* The same aliases, qualification and validation as a real message. */
     struct aliases *al = NULL;
     if (conf->aliases != NULL && conf->aliases[0] != '\0') {
         enum outcome rc = aliases_load(conf->aliases, true, &al, r);
         if (rc != OUTCOME_OK)
             return rc;
     }
-    char **addrs = NULL;
-    size_t n = 0;
-    enum outcome rc = OUTCOME_OK;
-    for (size_t i = 0; i < o->nargs && rc == OUTCOME_OK; i++) {
-        if (strchr(o->args[i], '@') == NULL && al != NULL) {
-            rc = aliases_expand(al, o->args[i], &addrs, &n, r);
-        } else {
-            addrs = mem_resize(addrs, n + 1, sizeof *addrs);
-            addrs[n++] = mem_strdup(o->args[i]);
-        }
-    }
+    struct envelope_params ep = {.opts = o, .conf = conf, .aliases = al, .user = p->user};
+    struct envelope env;
+    enum outcome rc = envelope_build(&ep, &env, r);
     aliases_free(al);
-    const char *domain = conf->qualify_domain ? conf->qualify_domain : conf->hostname;
-    for (size_t i = 0; i < n && rc == OUTCOME_OK; i++) {
-        if (strchr(addrs[i], '@') == NULL && domain != NULL) {
-            char *q = mem_printf("%s@%s", addrs[i], domain);
-            free(addrs[i]);
-            addrs[i] = q;
-        }
-    }
+    if (rc != OUTCOME_OK)
+        return rc;
 
-    struct relay_rcpt *rcpts = mem_array(n, sizeof *rcpts);
-    for (size_t i = 0; i < n; i++)
-        rcpts[i].addr = addrs[i];
-    char *sender = NULL;
-    if (o->sender != NULL)
-        sender = mem_strdup(o->sender);
-    else if (acct->from != NULL)
-        sender = mem_strdup(acct->from);
-    else
-        sender = mem_printf("%s@%s", p->user, domain ? domain : "localhost");
-    struct relay_item it = {.sender = sender, .rcpts = rcpts, .nrcpts = n, .body_fd = -1};
+    struct relay_rcpt *rcpts = mem_array(env.nrcpts, sizeof *rcpts);
+    for (size_t i = 0; i < env.nrcpts; i++)
+        rcpts[i].addr = env.rcpts[i];
+    struct relay_item it = {
+        .sender = env.sender, .rcpts = rcpts, .nrcpts = env.nrcpts, .body_fd = -1};
     struct relay_settings rs = {.conf = conf, .account = acct, .verify_only = true};
     enum result_failure session = RESULT_FAIL_NONE;
-    if (rc == OUTCOME_OK)
-        rc = relay_run(&rs, &it, 1, &session, r);
+    rc = relay_run(&rs, &it, 1, &session, r);
     if (rc == OUTCOME_OK) {
         size_t bad = 0;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < env.nrcpts; i++) {
             char d[400];
             submit_describe(&rcpts[i].reply, rcpts[i].failure, d, sizeof d);
             bool ok = rcpts[i].state == RELAY_DELIVERED;
             fprintf(out, "%s: %s (%s)\n", rcpts[i].addr,
-                    ok                                  ? "deliverable"
-                    : rcpts[i].state == RELAY_FAILED    ? "rejected"
-                                                        : "deferred",
+                    ok                               ? "deliverable"
+                    : rcpts[i].state == RELAY_FAILED ? "rejected"
+                                                     : "deferred",
                     d);
             bad += !ok;
         }
@@ -385,12 +366,10 @@ enum outcome submit_verify(const struct submit_params *p, FILE *out, struct resu
             rc = result_set(r, result_delivery(session, false, false), "%s",
                             result_failure_text(session));
         else if (bad > 0)
-            rc = result_set(r, OUTCOME_NOUSER, "%zu of %zu addresses not accepted", bad, n);
+            rc = result_set(r, OUTCOME_NOUSER, "%zu of %zu addresses not accepted", bad,
+                            env.nrcpts);
     }
-    for (size_t i = 0; i < n; i++)
-        free(addrs[i]);
-    free(addrs);
     free(rcpts);
-    free(sender);
+    envelope_free(&env);
     return rc;
 }

@@ -349,6 +349,22 @@ class MessageTests(unittest.TestCase):
         res, _ = self.send(["-t"], data, code=65)
         self.assertIn("X-Long", res.err)
 
+    def test_bv_applies_aliases_and_qualification(self):
+        before = len(self.sh.messages())
+        res = run_postie(["-bv", "ops", "carol"], config=self.conf)
+        self.assertEqual(res.returncode, 0, res.err)
+        out = res.stdout.decode()
+        for addr in ("alice@example.net", "bob@example.net", "carol@" + DOMAIN):
+            self.assertIn(addr + ": deliverable", out)
+        rcpts = [l for l in self.sh.command_lines() if l.upper().startswith("RCPT TO:")]
+        for addr in ("alice@example.net", "bob@example.net", "carol@" + DOMAIN):
+            self.assertIn("RCPT TO:<%s>" % addr, rcpts)
+        self.assertEqual(len(self.sh.messages()), before, "-bv delivered a message")
+
+    def test_bv_refuses_a_bad_address(self):
+        res = run_postie(["-bv", "a\rb@example.org"], config=self.conf)
+        self.assertEqual(res.returncode, 64, res.err)
+
 
 if __name__ == "__main__":
     unittest.main()
