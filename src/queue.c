@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "log.h"
 #include "mem.h"
 
@@ -461,8 +462,10 @@ static bool queue_parse_rcpt(char *rest, struct queue_rcpt *rc)
     }
     if (!ok)
         return false;
+    /* Only what the envelope stage could have produced goes on the wire. */
+    struct result vr;
     rc->addr = queue_unescape_text(w[1], strlen(w[1]), true);
-    if (rc->addr == NULL || rc->addr[0] == '\0')
+    if (rc->addr == NULL || addr_validate(rc->addr, &vr) != OUTCOME_OK)
         return false;
     char *notify = queue_unescape_text(w[2], strlen(w[2]), true);
     ok = notify != NULL && queue_parse_notify(notify, &rc->notify);
@@ -586,8 +589,10 @@ enum outcome queue_control_read(FILE *in, struct queue_control *c, struct result
             c->next_attempt = (time_t)n;
             have_next = true;
         } else if (strcmp(key, "sender") == 0 && !have_sender) {
+            struct result vr;
             c->sender = queue_unescape_text(val, strlen(val), true);
-            if (c->sender == NULL) {
+            if (c->sender == NULL ||
+                (c->sender[0] != '\0' && addr_validate(c->sender, &vr) != OUTCOME_OK)) {
                 why = "bad sender";
                 goto fail;
             }
