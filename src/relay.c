@@ -59,6 +59,7 @@ struct relay_msg {
     smtp_message_t m;
     smtp_recipient_t *r; /* per item->rcpts[i]; NULL when not offered */
     bool want_8bit;
+    bool downgrade_tried;
     bool added;
 };
 
@@ -441,6 +442,13 @@ static const char *relay_message_cb(void **ctx, int *len, void *arg)
         *len = 0;
         errno = ECANCELED;
         return NULL;
+    }
+    /* A server without 8BITMIME gets a 7-bit rendering where one exists. */
+    if (c->phase == 0 && mm->want_8bit && !mm->rs->ehlo_8bitmime && !mm->downgrade_tried &&
+        mm->item->downgrade != NULL) {
+        mm->downgrade_tried = true;
+        if (mm->item->downgrade(mm->item, mm->item->downgrade_arg))
+            log_debug("%s: no 8BITMIME: the body went out re-encoded", mm->rs->where);
     }
     const struct relay_item *it = mm->item;
     for (;;) {

@@ -53,6 +53,14 @@ struct relay_item {
     enum opts_body body;         /* -B */
     enum opts_ret ret;           /* -R */
     const char *envid;           /* -V, NULL unset */
+    /*
+     * Optional: called once, before the first byte of the message, when the
+     * item is 8-bit and the server does not offer 8BITMIME (RFC 6152).  It
+     * may replace headers, headers_len, body_fd and body_len (say, with a
+     * quoted-printable re-encoding); false sends the message unchanged.
+     */
+    bool (*downgrade)(struct relay_item *it, void *arg);
+    void *downgrade_arg;
     /* out */
     struct relay_reply reply;    /* MAIL failure or final reply to the data */
     enum result_failure failure; /* RESULT_FAIL_NONE when every recipient is settled ok */

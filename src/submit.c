@@ -95,6 +95,30 @@ static void submit_log_line(const struct message *m, const struct relay_item *it
              a ? a->port : 0, status, why ? " (" : "", why ? why : "", why ? ")" : "");
 }
 
+/* What the 8BITMIME downgrade needs (relay_item.downgrade). */
+struct submit_downgrade {
+    struct message *m;
+    const char *spool_dir;
+};
+
+/* A server without 8BITMIME: re-encode a single-part 8-bit text body. */
+static bool submit_downgrade(struct relay_item *it, void *arg)
+{
+    struct submit_downgrade *d = arg;
+    struct result r;
+    result_clear(&r);
+    if (message_downgrade(d->m, d->spool_dir, &r) != OUTCOME_OK) {
+        log_warn("%s; sending it as it is", r.text);
+        return false;
+    }
+    it->headers = d->m->headers;
+    it->headers_len = d->m->headers_len;
+    it->body_fd = d->m->body_fd;
+    it->body_len = d->m->body_len;
+    it->eightbit = d->m->eightbit;
+    return true;
+}
+
 /* Stores m with the per-recipient states of it; fills rep->id. */
 static enum outcome submit_store(struct queue *q, const struct message *m,
                                  const struct relay_item *it, const struct opts *o,
@@ -181,6 +205,9 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
         .ret = o->ret,
         .envid = o->envid,
     };
+    struct submit_downgrade dg = {.m = &m, .spool_dir = spool_dir};
+    it.downgrade = submit_downgrade;
+    it.downgrade_arg = &dg;
 
     if (o->queue_only) {
         rc = submit_store(q, &m, NULL, o, NULL, rep, r);

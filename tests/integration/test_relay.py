@@ -137,6 +137,27 @@ class DeliveryTests(RelayCase):
         [m] = sh.messages()
         self.assertFalse([o for o in m["mail_options"] if o.upper().startswith("BODY")])
 
+    def test_eight_bit_text_reencoded_for_server_without_8bitmime(self):
+        sh = self.smarthost(no_8bitmime=True)
+        msg = message({"To": "bob@example.org", "Subject": "8bit"}, "Gr\u00fc\u00dfe aus K\u00f6ln\n")
+        res = self.send(self.config(sh), args=("-i", "-t"), stdin=msg)
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertFalse([o for o in m["mail_options"] if o.upper().startswith("BODY")])
+        self.assertFalse([b for b in m["data"] if b >= 0x80], "8-bit octets went to the server")
+        head, _, body = m["data"].partition(b"\r\n\r\n")
+        self.assertIn(b"Content-Transfer-Encoding: quoted-printable", head)
+        self.assertIn(b"Gr=C3=BC=C3=9Fe aus K=C3=B6ln", body)
+
+    def test_eight_bit_text_kept_for_server_with_8bitmime(self):
+        sh = self.smarthost()
+        msg = message({"To": "bob@example.org", "Subject": "8bit"}, "Gr\u00fc\u00dfe\n")
+        res = self.send(self.config(sh), args=("-i", "-t"), stdin=msg)
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertIn("BODY=8BITMIME", m["mail_options"])
+        self.assertIn("Grüße".encode(), m["data"])
+
     def test_seven_bit_body_not_declared(self):
         sh = self.smarthost()
         res = self.send(self.config(sh))
