@@ -1997,6 +1997,8 @@ static enum outcome queue_flush_account(struct queue *q, const struct conf *c,
         if (r != NULL)
             *r = rr;
         session_failure = RESULT_FAIL_LOCAL;
+    } else if (session_failure != RESULT_FAIL_NONE) {
+        log_warn("queue run: %s", rr.text[0] ? rr.text : result_failure_text(session_failure));
     }
     for (size_t i = 0; i < n; i++)
         queue_settle(q, c, owner[i], &items[i], session_failure, rr.text[0] ? rr.text : NULL,

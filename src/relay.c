@@ -855,9 +855,9 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
                      "%s: refusing to send credentials over an unencrypted connection "
                      "(tls = none; allow_plaintext_auth is false)",
                      rs.where);
-            log_error("%s", text);
             relay_mark_all(items, n, RESULT_FAIL_AUTH_CLEARTEXT, text);
             *session_failure = RESULT_FAIL_AUTH_CLEARTEXT;
+            result_set(r, OUTCOME_OK, "%s", text);
             return OUTCOME_OK;
         }
         char *pw = NULL;
@@ -890,7 +890,6 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
     enum result_failure bf = bridge_open(a, ehlo, &rs.bridge, local, sizeof local, &berr);
     if (bf != RESULT_FAIL_NONE) {
         relay_wipe_credentials(&rs);
-        log_error("%s", berr.text);
         relay_mark_all(items, n, bf, berr.text);
         *session_failure = bf;
         result_set(r, OUTCOME_OK, "%s", berr.text);
@@ -1015,7 +1014,6 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
                 }
         }
         if (sf != RESULT_FAIL_NONE) {
-            log_error("%s", sf_text);
             *session_failure = sf;
             result_set(r, OUTCOME_OK, "%s", sf_text);
         }

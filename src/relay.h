@@ -77,7 +77,8 @@ struct relay_settings {
  * ran; the per-item and per-recipient fields then tell what happened (a
  * session-level failure such as a refused connection or a 535 marks every
  * pending recipient DEFERRED or FAILED with that failure and is also
- * returned in *session_failure).  Returns another outcome only for local
+ * returned in *session_failure, with the specific reason in r's text; relay
+ * prints nothing itself but the -v transcript).  Returns another outcome only for local
  * errors that make the attempt impossible (configuration: OUTCOME_CONFIG;
  * password_command failure: OUTCOME_CONFIG), with r filled.
  */

@@ -129,6 +129,7 @@ static enum outcome submit_store(struct queue *q, const struct message *m,
         .body = o->body,
         .ret = o->ret,
         .envid = o->envid,
+        .notify = o->notify,
         .last_error = why,
     };
     char id[QUEUE_ID_MAX];
@@ -247,13 +248,15 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
     }
 
     struct submit_tally t = submit_count(&it);
-    char why[400] = "";
+    char why[RESULT_TEXT_MAX] = "";
     if (t.deferred > 0) {
         const struct relay_rcpt *first = NULL;
         for (size_t i = 0; i < it.nrcpts && first == NULL; i++)
             if (it.rcpts[i].state != RELAY_DELIVERED && it.rcpts[i].state != RELAY_FAILED)
                 first = &it.rcpts[i];
-        if (first != NULL && first->reply.code != 0)
+        if (session != RESULT_FAIL_NONE && rerr.text[0] != '\0')
+            snprintf(why, sizeof why, "%s", rerr.text);
+        else if (first != NULL && first->reply.code != 0)
             submit_describe(&first->reply, t.temp_failure, why, sizeof why);
         else if (it.reply.code != 0)
             submit_describe(&it.reply, t.temp_failure, why, sizeof why);
