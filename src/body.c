@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "body.h"
+#include "fdio.h"
 #include "mem.h"
 
 #define BODY_CHUNK   65536
@@ -53,17 +54,10 @@ struct body_out {
 
 static enum outcome body_flush(struct body_out *o)
 {
-    size_t off = 0;
-    while (off < o->len) {
-        ssize_t w = write(o->fd, o->buf + off, o->len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return result_set(o->r, OUTCOME_CANTCREAT, "cannot write the message spool file: %s",
-                              strerror(errno));
-        }
-        off += (size_t)w;
-    }
+    int e = fdio_write_all(o->fd, o->buf, o->len);
+    if (e != 0)
+        return result_set(o->r, OUTCOME_CANTCREAT, "cannot write the message spool file: %s",
+                          strerror(e));
     o->total += (off_t)o->len;
     o->len = 0;
     return OUTCOME_OK;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "input.h"
+#include "fdio.h"
 #include "mem.h"
 
 #define INPUT_CHUNK 65536
@@ -47,17 +48,10 @@ struct input_state {
 
 static enum outcome input_flush(struct input_state *s)
 {
-    size_t off = 0;
-    while (off < s->olen) {
-        ssize_t w = write(s->body_fd, s->obuf + off, s->olen - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return result_set(s->r, OUTCOME_CANTCREAT, "cannot write the message spool file: %s",
-                              strerror(errno));
-        }
-        off += (size_t)w;
-    }
+    int e = fdio_write_all(s->body_fd, s->obuf, s->olen);
+    if (e != 0)
+        return result_set(s->r, OUTCOME_CANTCREAT, "cannot write the message spool file: %s",
+                          strerror(e));
     s->out->body_len += (off_t)s->olen;
     s->olen = 0;
     return OUTCOME_OK;

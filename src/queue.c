@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "fdio.h"
 #include "log.h"
 #include "mem.h"
 
@@ -780,17 +781,10 @@ void queue_close(struct queue *q)
 
 static bool queue_write_all(int fd, const char *buf, size_t len)
 {
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return false;
-        }
-        buf += w;
-        len -= (size_t)w;
-    }
-    return true;
+    int e = fdio_write_all(fd, buf, len);
+    if (e != 0)
+        errno = e;
+    return e == 0;
 }
 
 /* Copies src (from offset 0, with pread) to dst; the byte count in *copied. */

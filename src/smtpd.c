@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "fdio.h"
 #include "log.h"
 #include "mem.h"
 #include "message.h"
@@ -103,17 +104,8 @@ struct smtpd {
 
 static void smtpd_flush(struct smtpd *s)
 {
-    size_t off = 0;
-    while (off < s->out_len && !s->out_broken) {
-        ssize_t n = write(s->out_fd, s->out + off, s->out_len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            s->out_broken = true;
-            break;
-        }
-        off += (size_t)n;
-    }
+    if (!s->out_broken && fdio_write_all(s->out_fd, s->out, s->out_len) != 0)
+        s->out_broken = true;
     s->out_len = 0;
 }
 
@@ -659,17 +651,8 @@ struct smtpd_spool {
 
 static void smtpd_spool_flush(struct smtpd_spool *sp)
 {
-    size_t off = 0;
-    while (off < sp->len && sp->write_errno == 0) {
-        ssize_t n = write(sp->fd, sp->buf + off, sp->len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            sp->write_errno = n < 0 ? errno : EIO;
-            break;
-        }
-        off += (size_t)n;
-    }
+    if (sp->write_errno == 0)
+        sp->write_errno = fdio_write_all(sp->fd, sp->buf, sp->len);
     sp->len = 0;
 }
 
