@@ -274,7 +274,8 @@ transport.sendMail({
 """
 
     def node_path(self):
-        dirs = [os.path.join(SRCDIR, "tests", "callers", "node_modules"),
+        dirs = [os.environ.get("POSTIE_NODE_MODULES", ""),
+                os.path.join(SRCDIR, "tests", "callers", "node_modules"),
                 os.path.join(BUILDDIR, "tests", "callers", "node_modules")]
         npm = shutil.which("npm")
         if npm:
