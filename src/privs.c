@@ -61,8 +61,7 @@ enum outcome privs_drop(struct result *r)
         return OUTCOME_OK;
     if (setresgid(privs_rgid, privs_rgid, privs_rgid) != 0)
         return result_set(r, OUTCOME_OSERR, "cannot drop group privileges: %s", strerror(errno));
-    if (getresgid(&rg, &eg, &sg) != 0 || rg != privs_rgid || eg != privs_rgid ||
-        sg != privs_rgid)
+    if (getresgid(&rg, &eg, &sg) != 0 || rg != privs_rgid || eg != privs_rgid || sg != privs_rgid)
         return result_set(r, OUTCOME_OSERR, "group privileges were not dropped");
     /*
      * The group must be gone for good.  Only a process with CAP_SETGID (root)

@@ -73,8 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         queue_control_free(&c2);
         free(out);
         queue_control_free(&c);
-    } else if (o != OUTCOME_UNAVAILABLE &&
-               (r.text[0] == '\0' || strpbrk(r.text, "\r\n") != NULL)) {
+    } else if (o != OUTCOME_UNAVAILABLE && (r.text[0] == '\0' || strpbrk(r.text, "\r\n") != NULL)) {
         abort();
     }
     free(buf);

@@ -64,8 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lseek(in, 0, SEEK_SET);
 
     unsigned count = 0;
-    struct smtpd_settings set = {.hostname = "fuzz.example", .spool_dir = "/tmp",
-                                 .max_size = 4096, .timeout = 1};
+    struct smtpd_settings set = {
+        .hostname = "fuzz.example", .spool_dir = "/tmp", .max_size = 4096, .timeout = 1};
     struct smtpd_hooks hooks = {.deliver = fuzz_smtpd_deliver, .arg = &count};
     struct result r;
     result_clear(&r);
