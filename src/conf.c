@@ -963,7 +963,9 @@ static void conf_run_child(const char *cmd, int out_fd)
     for (int fd = STDERR_FILENO + 1; fd < 1024; fd++)
         close(fd);
     signal(SIGPIPE, SIG_DFL);
-    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    /* -p: a setgid postie keeps its group, so the command can read a secret
+     * only the group may read (the environment is already sanitized then). */
+    execl("/bin/sh", "sh", "-p", "-c", cmd, (char *)NULL);
     _exit(127);
 }
 

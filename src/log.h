@@ -3,9 +3,8 @@
  *
  * stderr lines are "postie: message".  syslog goes to LOG_MAIL when enabled.
  * The transcript (log_transcript) is printed only in verbose mode; AUTH
- * payloads must already be redacted by the caller (relay.c does it), and
- * log_transcript() additionally refuses to print any line that starts with
- * a base64 AUTH continuation while an AUTH exchange is open.
+ * payloads must already be redacted by the caller (relay.c replaces every
+ * AUTH argument and continuation line with "***" before calling it).
  */
 #ifndef POSTIE_LOG_H
 #define POSTIE_LOG_H

@@ -194,6 +194,12 @@ int main(int argc, char **argv)
     }
     log_init(prog, o.verbose, false);
 
+    /* Setgid, the queue holds everybody's mail: only root removes any of it. */
+    if (o.mode == OPTS_MODE_DELETE && privs_elevated() && getuid() != 0) {
+        log_error("--delete: only root may remove queued messages");
+        return EX_NOPERM;
+    }
+
     /* Whatever the user names is opened without the setgid group. */
     if (o.config != NULL && privs_drop(&r) != OUTCOME_OK)
         return main_fail(&r);

@@ -692,6 +692,13 @@ class SetgidTests(unittest.TestCase):
         out, err = p.communicate(stdin, timeout=60)
         return p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
+    def test_only_root_deletes_queued_mail_while_setgid(self):
+        p = self.spawn(self.sgid, ["--delete", "20261128000000-00001-0000000000"],
+                       stdin=subprocess.DEVNULL)
+        code, _, err = self.finish(p, None)
+        self.assertEqual(code, 77, err)
+        self.assertIn("only root may remove queued messages", err)
+
     def test_the_copy_really_runs_with_the_group(self):
         """Control: without -C the process holds the group while it reads stdin."""
         p = self.spawn(self.sgid, ["-t"])
