@@ -217,6 +217,28 @@ class QueueTest(unittest.TestCase):
         self.assertEqual(sh.connections(), 1)
         self.assert_queue_empty()
 
+    def test_successful_send_flushes_due_mail_in_the_background(self):
+        sh = self.smarthost()
+        self.config()
+        self.assertEqual(self.send("waiting", args=["-odq"]).returncode, 0)
+        self.assertEqual(sh.connections(), 0)
+        self.assertEqual(self.send("fresh").returncode, 0)
+        msgs = sh.wait_messages(2)
+        self.assertEqual(sorted(subject_of(m["data"]) for m in msgs), ["fresh", "waiting"])
+        wait_until(lambda: not self.queued_ids(), what="the queue to empty")
+
+    def test_smtp_session_flushes_due_mail_afterwards(self):
+        sh = self.smarthost()
+        self.config()
+        self.assertEqual(self.send("waiting", args=["-odq"]).returncode, 0)
+        dialogue = ("EHLO client\r\nMAIL FROM:<%s>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n"
+                    "Subject: over -bs\r\n\r\nhi\r\n.\r\nQUIT\r\n" % SENDER).encode()
+        res = run_postie(["-bs"], stdin=dialogue, config=self.conf)
+        self.assertEqual(res.returncode, 0, res.err)
+        msgs = sh.wait_messages(2)
+        self.assertEqual(sorted(subject_of(m["data"]) for m in msgs), ["over -bs", "waiting"])
+        wait_until(lambda: not self.queued_ids(), what="the queue to empty")
+
     def test_due_skips_recently_tried(self):
         sh = self.smarthost()
         self.config()
