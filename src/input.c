@@ -13,7 +13,7 @@
 #include "fdio.h"
 #include "mem.h"
 
-#define INPUT_CHUNK 65536
+#define INPUT_CHUNK 16384
 
 enum input_line {
     INPUT_LINE_START,    /* nothing seen on this header-phase line yet */

@@ -40,7 +40,7 @@
 #include "log.h"
 #include "mem.h"
 
-#define RELAY_CHUNK    (64 * 1024)
+#define RELAY_CHUNK    (16 * 1024)
 #define RELAY_CRED_MAX 255 /* sasl-plain copies into a 513-byte buffer */
 
 enum relay_stage {
