@@ -1767,20 +1767,6 @@ enum outcome queue_delete(struct queue *q, const char *id, struct result *r)
 
 /* ------------------------------------------------------------------ flush */
 
-static void queue_describe(const struct relay_reply *reply, enum result_failure f,
-                           const char *fallback, char *buf, size_t len)
-{
-    if (reply->code != 0)
-        snprintf(buf, len, "%d%s%s %s", reply->code, reply->enh[0] != '\0' ? " " : "", reply->enh,
-                 reply->text);
-    else if (reply->text[0] != '\0')
-        snprintf(buf, len, "%s", reply->text);
-    else if (fallback != NULL && fallback[0] != '\0')
-        snprintf(buf, len, "%s", fallback);
-    else
-        snprintf(buf, len, "%s", result_failure_text(f));
-}
-
 static void queue_remove(struct queue *q, const char *id)
 {
     char name[QUEUE_ID_MAX + 16];
@@ -1854,9 +1840,9 @@ static void queue_settle(struct queue *q, const struct conf *c, struct queue_msg
         qr->reply = rr->reply;
         qr->failure = rr->failure;
         char why[RESULT_TEXT_MAX];
-        queue_describe(&rr->reply, rr->failure,
-                       rr->reply.code == 0 && session_text != NULL ? session_text : NULL, why,
-                       sizeof why);
+        relay_reply_describe(&rr->reply, rr->failure,
+                             rr->reply.code == 0 && session_text != NULL ? session_text : NULL,
+                             why, sizeof why);
         switch (rr->state) {
         case RELAY_DELIVERED:
             qr->state = QUEUE_RCPT_DELIVERED;

@@ -108,6 +108,20 @@ struct relay_session {
 
 /* ------------------------------------------------------------------ helpers */
 
+void relay_reply_describe(const struct relay_reply *reply, enum result_failure f,
+                          const char *fallback, char *buf, size_t len)
+{
+    if (reply->code != 0)
+        snprintf(buf, len, "%d%s%s %s", reply->code, reply->enh[0] != '\0' ? " " : "", reply->enh,
+                 reply->text);
+    else if (reply->text[0] != '\0')
+        snprintf(buf, len, "%s", reply->text);
+    else if (fallback != NULL && fallback[0] != '\0')
+        snprintf(buf, len, "%s", fallback);
+    else
+        snprintf(buf, len, "%s", result_failure_text(f));
+}
+
 /* Copies server text into a one-line, control-free buffer. */
 static void relay_sanitize(char *dst, size_t len, const char *src)
 {

@@ -85,6 +85,13 @@ struct relay_settings {
 enum outcome relay_run(const struct relay_settings *s, struct relay_item *items, size_t n,
                        enum result_failure *session_failure, struct result *r);
 
+/*
+ * A reply for people: "550 5.1.1 text", else the reply's own text (a local
+ * reason), else fallback, else the failure's description.
+ */
+void relay_reply_describe(const struct relay_reply *reply, enum result_failure f,
+                          const char *fallback, char *buf, size_t len);
+
 /* The libESMTP version string, for --version. */
 const char *relay_library_version(void);
 

@@ -65,16 +65,6 @@ static struct submit_tally submit_count(const struct relay_item *it)
     return t;
 }
 
-/* "code enh text" of a reply, or the failure's description. */
-static void submit_describe(const struct relay_reply *rep, enum result_failure f, char *buf,
-                            size_t len)
-{
-    if (rep->code != 0)
-        snprintf(buf, len, "%d%s%s %s", rep->code, rep->enh[0] ? " " : "", rep->enh, rep->text);
-    else
-        snprintf(buf, len, "%s", result_failure_text(f));
-}
-
 /* The one syslog line per message. */
 static void submit_log_line(const struct message *m, const struct relay_item *it,
                             const struct conf_account *a, const char *id, const char *status,
@@ -257,9 +247,9 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
         if (session != RESULT_FAIL_NONE && rerr.text[0] != '\0')
             snprintf(why, sizeof why, "%s", rerr.text);
         else if (first != NULL && first->reply.code != 0)
-            submit_describe(&first->reply, t.temp_failure, why, sizeof why);
+            relay_reply_describe(&first->reply, t.temp_failure, NULL, why, sizeof why);
         else if (it.reply.code != 0)
-            submit_describe(&it.reply, t.temp_failure, why, sizeof why);
+            relay_reply_describe(&it.reply, t.temp_failure, NULL, why, sizeof why);
         else
             snprintf(why, sizeof why, "%s", result_failure_text(t.temp_failure));
     }
@@ -270,8 +260,8 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
         if (it.rcpts[i].state != RELAY_FAILED)
             continue;
         char d[400];
-        submit_describe(it.rcpts[i].reply.code ? &it.rcpts[i].reply : &it.reply,
-                        it.rcpts[i].failure, d, sizeof d);
+        relay_reply_describe(it.rcpts[i].reply.code ? &it.rcpts[i].reply : &it.reply,
+                             it.rcpts[i].failure, NULL, d, sizeof d);
         log_error("<%s>: %s", it.rcpts[i].addr, d);
         /* Truncation is fine here: r holds one line anyway. */
         if (rejected[0] == '\0' &&
@@ -316,7 +306,7 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
         submit_log_line(&m, &it, acct, rep->id, "sent", NULL);
     } else if (t.failed > 0) {
         char d[400];
-        submit_describe(&it.reply, kind, d, sizeof d);
+        relay_reply_describe(&it.reply, kind, NULL, d, sizeof d);
         submit_log_line(&m, &it, acct, rep->id, "bounced", t.deferred ? why : d);
         if (rc != OUTCOME_OK)
             result_set(r, rc, "%s: %zu of %zu recipients rejected%s (%s)",
@@ -383,7 +373,7 @@ enum outcome submit_verify(const struct submit_params *p, FILE *out, struct resu
         size_t bad = 0;
         for (size_t i = 0; i < env.nrcpts; i++) {
             char d[400];
-            submit_describe(&rcpts[i].reply, rcpts[i].failure, d, sizeof d);
+            relay_reply_describe(&rcpts[i].reply, rcpts[i].failure, NULL, d, sizeof d);
             bool ok = rcpts[i].state == RELAY_DELIVERED;
             fprintf(out, "%s: %s (%s)\n", rcpts[i].addr,
                     ok                               ? "deliverable"
