@@ -5,10 +5,12 @@
  * the connect (non-blocking, with a timeout, every getaddrinfo address in
  * turn), implicit TLS or the EHLO/STARTTLS exchange, and the TLS handshake
  * with our own SSL_CTX (TLS >= 1.2, verify-peer, host or IP pinned, SNI).
- * It then listens on 127.0.0.1:0 and starts a thread that accepts the one
- * connection libESMTP makes (checked to come from a socket of this very
- * process) and copies bytes both ways until either side closes or nothing
- * moves for longer than the safety limit.
+ * It then listens on 127.0.0.1:0 for libESMTP's connect().  bridge_attach()
+ * finds libESMTP's socket (the descriptor of this very process whose peer
+ * is the listener) and dup2()s the smarthost socket onto it (plaintext), or
+ * one end of a socketpair whose other end a thread relays to the smarthost
+ * through TLS (and, for -bv, holds back DATA) until either side closes or
+ * nothing moves for longer than the safety limit.
  */
 #include "config.h"
 
@@ -44,7 +46,6 @@
 
 #define BRIDGE_BUF_L2R   (16 * 1024) /* libESMTP -> smarthost (it writes 2-8 KiB at a time) */
 #define BRIDGE_BUF_R2L   (4 * 1024)  /* smarthost -> libESMTP (replies) */
-#define BRIDGE_SPLICE    (64 * 1024) /* one splice() (the default pipe size) */
 #define BRIDGE_REPLY_MAX 8192        /* longest reply read in the STARTTLS exchange */
 
 struct bridge {
@@ -56,7 +57,10 @@ struct bridge {
     SSL *ssl;
     bool secure;
     int listen_fd;
-    int local_fd;
+    struct sockaddr_in listen_addr; /* where libESMTP connects */
+    int local_fd;       /* thread mode: our end of the socketpair libESMTP talks on */
+    bool attached;      /* bridge_attach() ran */
+    bool direct;        /* libESMTP holds the smarthost socket itself (no thread) */
     int stop_pipe[2];
     pthread_t thread;
     bool thread_running;
@@ -520,8 +524,13 @@ static enum result_failure bridge_handshake(struct bridge *b, const struct conf_
 
 /* ------------------------------------------------------------------ the relay thread */
 
-/* true when the local peer (addr) is the other end of one of this process's sockets. */
-static bool bridge_peer_is_ours(const struct sockaddr_in *peer, int skip1, int skip2)
+/*
+ * libESMTP's socket: the one descriptor of this process whose peer is our
+ * listener.  Only descriptors of this very process are looked at, so a
+ * connection another local user might race to the port is never taken for
+ * it.  Returns the fd or -1.
+ */
+static int bridge_find_client(const struct bridge *b)
 {
     DIR *d = opendir("/proc/self/fd");
     int maxfd = 0;
@@ -529,8 +538,8 @@ static bool bridge_peer_is_ours(const struct sockaddr_in *peer, int skip1, int s
         long m = sysconf(_SC_OPEN_MAX);
         maxfd = m > 0 && m < 65536 ? (int)m : 65536;
     }
-    bool found = false;
-    for (int i = 0;; i++) {
+    int found = -1;
+    for (int i = 0; found < 0; i++) {
         int fd;
         if (d != NULL) {
             struct dirent *de = readdir(d);
@@ -546,68 +555,20 @@ static bool bridge_peer_is_ours(const struct sockaddr_in *peer, int skip1, int s
                 break;
             fd = i;
         }
-        if (fd == skip1 || fd == skip2)
+        if (fd == b->listen_fd || fd == b->remote_fd)
             continue;
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
-        if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 || ss.ss_family != AF_INET)
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 || ss.ss_family != AF_INET)
             continue;
         const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-        if (sin->sin_port == peer->sin_port && sin->sin_addr.s_addr == peer->sin_addr.s_addr) {
-            /* libESMTP's own socket: it writes small commands back to back,
-             * which Nagle would hold for the loopback's delayed ACK. */
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            found = true;
-            break;
-        }
+        if (sin->sin_port == b->listen_addr.sin_port &&
+            sin->sin_addr.s_addr == b->listen_addr.sin_addr.s_addr)
+            found = fd;
     }
     if (d != NULL)
         closedir(d);
     return found;
-}
-
-/* Waits for libESMTP's connection; true when accepted (b->local_fd set). */
-static bool bridge_accept(struct bridge *b)
-{
-    long long deadline = bridge_now_ms() + b->idle_ms;
-    for (;;) {
-        struct pollfd p[2] = {{.fd = b->listen_fd, .events = POLLIN},
-                              {.fd = b->stop_pipe[0], .events = POLLIN}};
-        int n = poll(p, 2, bridge_remaining(deadline));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            b->end = BRIDGE_END_ERROR;
-            snprintf(b->end_why, sizeof b->end_why, "poll: %s", strerror(errno));
-            return false;
-        }
-        if (n == 0) {
-            b->end = BRIDGE_END_TIMEOUT;
-            snprintf(b->end_why, sizeof b->end_why, "libESMTP never connected");
-            return false;
-        }
-        if (p[1].revents != 0) {
-            b->end = BRIDGE_END_LOCAL_CLOSED;
-            return false;
-        }
-        struct sockaddr_in peer;
-        socklen_t pl = sizeof peer;
-        int fd = accept4(b->listen_fd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0)
-            continue;
-        if (pl == sizeof peer && peer.sin_family == AF_INET &&
-            bridge_peer_is_ours(&peer, fd, b->listen_fd)) {
-            b->local_fd = fd;
-            close(b->listen_fd);
-            b->listen_fd = -1;
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            return true;
-        }
-        /* Someone else (another local user?) connected: not ours, drop it. */
-        close(fd);
-    }
 }
 
 /* Remote I/O: returns >0 bytes, 0 at EOF, -1 would block (*want = POLLIN/POLLOUT), -2 error. */
@@ -719,13 +680,6 @@ static void bridge_verify_downstream(struct bridge *b, const char *buf, size_t l
 static void *bridge_thread(void *arg)
 {
     struct bridge *b = arg;
-    if (!bridge_accept(b)) {
-        /* A connection still in the backlog is refused, not left hanging. */
-        close(b->listen_fd);
-        b->listen_fd = -1;
-        return NULL;
-    }
-
     char *up = mem_alloc(BRIDGE_BUF_L2R);   /* local -> remote */
     char *down = mem_alloc(BRIDGE_BUF_R2L); /* remote -> local */
     size_t up_len = 0, up_off = 0, down_len = 0, down_off = 0;
@@ -734,10 +688,6 @@ static void *bridge_thread(void *arg)
     bool remote_read_blocked = false, remote_write_blocked = false;
     bool local_read_blocked = false, local_write_blocked = false;
     bool stopping = false;
-    int pipefd[2] = {-1, -1};
-    size_t pipe_fill = 0;
-    if (b->ssl == NULL && pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) != 0)
-        pipefd[0] = pipefd[1] = -1; /* then the buffer path does it */
 
     if (b->greeting_len > 0) {
         memcpy(down, b->greeting, b->greeting_len);
@@ -807,45 +757,8 @@ static void *bridge_thread(void *arg)
                          "before its greeting (a client certificate missing or refused?)");
             break;
         }
-        /* Plaintext, not -bv: move the message kernel-side, local -> pipe -> remote. */
-        bool zc = pipefd[0] >= 0 && b->ssl == NULL && !atomic_load(&b->verify) && up_len == 0;
-        if (zc && pipe_fill == 0 && !local_eof && !local_read_blocked) {
-            ssize_t n = splice(b->local_fd, NULL, pipefd[1], NULL, BRIDGE_SPLICE,
-                               SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-            if (n > 0) {
-                pipe_fill = (size_t)n;
-                progress = true;
-            } else if (n == 0) {
-                local_eof = true;
-                progress = true;
-            } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-                local_read_blocked = true;
-            } else {
-                local_eof = true;
-            }
-        }
-        if (pipe_fill > 0 && !remote_write_blocked && !atomic_load(&b->cut)) {
-            ssize_t n = splice(pipefd[0], NULL, b->remote_fd, NULL, pipe_fill,
-                               SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-            if (n > 0) {
-                pipe_fill -= (size_t)n;
-                b->bytes_up += (unsigned long long)n;
-                progress = true;
-            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-                remote_write_blocked = true;
-                remote_write_want = POLLOUT;
-            } else {
-                if (n < 0 && errno != EPIPE && errno != ECONNRESET) {
-                    snprintf(b->end_why, sizeof b->end_why, "%s", strerror(errno));
-                    b->end = BRIDGE_END_ERROR;
-                } else {
-                    b->end = BRIDGE_END_REMOTE_CLOSED;
-                }
-                break;
-            }
-        }
         /* local -> up buffer */
-        if (!zc && pipe_fill == 0 && up_len == 0 && !local_eof && !local_read_blocked) {
+        if (up_len == 0 && !local_eof && !local_read_blocked) {
             size_t have = b->v_tail;
             ssize_t n = recv(b->local_fd, up + have, BRIDGE_BUF_L2R - have, 0);
             if (n > 0) {
@@ -889,7 +802,7 @@ static void *bridge_thread(void *arg)
                 break;
             }
         }
-        if (local_eof && up_len == 0 && pipe_fill == 0) {
+        if (local_eof && up_len == 0) {
             b->end = BRIDGE_END_LOCAL_CLOSED;
             break;
         }
@@ -946,10 +859,6 @@ static void *bridge_thread(void *arg)
         ERR_clear_error();
         SSL_shutdown(b->ssl); /* non-blocking: one close_notify, no wait */
     }
-    if (pipefd[0] >= 0) {
-        close(pipefd[0]);
-        close(pipefd[1]);
-    }
     explicit_bzero(up, BRIDGE_BUF_L2R); /* it carried the AUTH exchange */
     free(up);
     free(down);
@@ -971,6 +880,7 @@ static enum result_failure bridge_listen(struct bridge *b, char *local_server, s
         listen(b->listen_fd, 4) != 0 ||
         getsockname(b->listen_fd, (struct sockaddr *)&sin, &sl) != 0)
         return bridge_fail(r, RESULT_FAIL_LOCAL, "loopback listener: %s", strerror(errno));
+    b->listen_addr = sin;
     snprintf(local_server, len, "127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
     if (pipe2(b->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
         return bridge_fail(r, RESULT_FAIL_LOCAL, "pipe: %s", strerror(errno));
@@ -1014,16 +924,6 @@ enum result_failure bridge_open(const struct conf_account *a, const char *ehlo_n
     }
     if (f == RESULT_FAIL_NONE)
         f = bridge_listen(b, local_server, len, r);
-    if (f == RESULT_FAIL_NONE) {
-        b->stopped = false;
-        int e = pthread_create(&b->thread, NULL, bridge_thread, b);
-        if (e != 0) {
-            b->stopped = true;
-            f = bridge_fail(r, RESULT_FAIL_LOCAL, "pthread_create: %s", strerror(e));
-        } else {
-            b->thread_running = true;
-        }
-    }
     if (f != RESULT_FAIL_NONE) {
         bridge_close(b);
         return f;
@@ -1043,10 +943,75 @@ void bridge_verify_only(struct bridge *b)
         atomic_store(&b->verify, true);
 }
 
+bool bridge_attach(struct bridge *b, char *why, size_t len)
+{
+    if (b == NULL || b->attached)
+        return b != NULL;
+    b->attached = true;
+    int client = bridge_find_client(b);
+    if (client < 0) {
+        snprintf(why, len, "libESMTP's connection to the loopback port was not found");
+        return false;
+    }
+    /* Nobody else may connect any more; libESMTP's own queued connection
+     * goes with the listener (its socket is replaced below). */
+    close(b->listen_fd);
+    b->listen_fd = -1;
+    int fd = -1;
+    if (b->ssl == NULL && b->greeting_len == 0 && !atomic_load(&b->verify)) {
+        /* Plaintext: libESMTP gets the smarthost socket itself, no thread.
+         * It writes the message in 2 KiB buffers: let the kernel coalesce
+         * them into full segments, as for any client (Nagle on again). */
+        fd = b->remote_fd;
+        b->direct = true;
+        int zero = 0;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &zero, sizeof zero);
+    } else {
+        int sp[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) != 0) {
+            snprintf(why, len, "socketpair: %s", strerror(errno));
+            return false;
+        }
+        fd = sp[0];
+        b->local_fd = sp[1];
+    }
+    /* sio_attach() made libESMTP's socket non-blocking, and relies on it. */
+    int fl = fcntl(fd, F_GETFL);
+    bool ok = fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 && dup2(fd, client) == client &&
+              fcntl(client, F_SETFD, FD_CLOEXEC) == 0;
+    if (!b->direct)
+        close(fd);
+    if (!ok) {
+        snprintf(why, len, "cannot hand the connection to libESMTP: %s", strerror(errno));
+        return false;
+    }
+    if (b->direct)
+        return true;
+    b->stopped = false;
+    int e = pthread_create(&b->thread, NULL, bridge_thread, b);
+    if (e != 0) {
+        b->stopped = true;
+        snprintf(why, len, "pthread_create: %s", strerror(e));
+        shutdown(client, SHUT_RDWR);
+        return false;
+    }
+    b->thread_running = true;
+    return true;
+}
+
 void bridge_cut(struct bridge *b)
 {
     if (b == NULL || atomic_exchange(&b->cut, true))
         return;
+    if (b->direct) {
+        /* libESMTP's thread, before it writes: say QUIT and hang up, so
+         * what it was about to write fails and it sees the connection end. */
+        ssize_t w = send(b->remote_fd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        shutdown(b->remote_fd, SHUT_RDWR);
+        b->end = BRIDGE_END_CUT;
+        return;
+    }
     if (b->stop_pipe[1] >= 0) {
         ssize_t w = write(b->stop_pipe[1], "c", 1);
         (void)w;
@@ -1057,6 +1022,21 @@ enum bridge_end bridge_stop(struct bridge *b, char *why, size_t len)
 {
     if (b == NULL)
         return BRIDGE_END_NONE;
+    if (b->direct && b->end == BRIDGE_END_NONE) {
+        /* libESMTP is done with the socket: did the server hang up? */
+        char c;
+        ssize_t n = recv(b->remote_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0) {
+            b->end = BRIDGE_END_REMOTE_CLOSED;
+        } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            b->end = BRIDGE_END_ERROR;
+            snprintf(b->end_why, sizeof b->end_why, "%s", strerror(errno));
+        } else {
+            b->end = BRIDGE_END_LOCAL_CLOSED;
+        }
+    } else if (!b->attached && b->end == BRIDGE_END_NONE) {
+        b->end = BRIDGE_END_LOCAL_CLOSED; /* libESMTP never connected */
+    }
     if (!b->stopped) {
         b->stopped = true;
         if (b->stop_pipe[1] >= 0) {

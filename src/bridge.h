@@ -9,10 +9,15 @@
  * timeout (names, IPv4 and IPv6 literals), does implicit TLS, or reads the
  * greeting and does EHLO + STARTTLS + the handshake itself, verifying the
  * chain and the configured name or IP literal, with SNI.  It then listens on
- * an ephemeral 127.0.0.1 port, accepts exactly one connection that belongs
- * to this process, and relays bytes between it and the smarthost in a
- * thread.  libESMTP talks plaintext SMTP to that port; after STARTTLS it is
- * given a fresh 220 greeting, so it re-sends EHLO as RFC 3207 requires.
+ * an ephemeral 127.0.0.1 port for libESMTP, whose connect() to it is the
+ * only way into libESMTP's session.  When libESMTP reports that connection
+ * (SMTP_EV_CONNECT, before any byte is read or written), bridge_attach()
+ * puts another socket under libESMTP's descriptor with dup2():
+ *   - plaintext (tls = "none", not -bv): the smarthost socket itself, so
+ *     libESMTP talks to the server directly, with no copy and no thread;
+ *   - TLS, or -bv: one end of a socketpair, the other end relayed to the
+ *     smarthost (through TLS) by a thread.  After STARTTLS libESMTP is
+ *     given a fresh 220 greeting, so it re-sends EHLO as RFC 3207 requires.
  */
 #ifndef POSTIE_BRIDGE_H
 #define POSTIE_BRIDGE_H
@@ -34,6 +39,15 @@ struct bridge;
 enum result_failure bridge_open(const struct conf_account *a, const char *ehlo_name,
                                 struct bridge **out, char *local_server, size_t len,
                                 struct result *r);
+
+/*
+ * Called from libESMTP's SMTP_EV_CONNECT event (its connect() to
+ * local_server has just succeeded, nothing was exchanged yet): finds
+ * libESMTP's socket among this process's descriptors, closes the listener
+ * and replaces that socket as described above.  false (reason in why) when
+ * it cannot; the session must then be stopped (bridge_cut()).
+ */
+bool bridge_attach(struct bridge *b, char *why, size_t len);
 
 /* true when the link to the smarthost is encrypted and verified. */
 bool bridge_is_secure(const struct bridge *b);

@@ -1,8 +1,10 @@
 /*
  * relay.c - one libESMTP session to the smarthost; see relay.h.
  *
- * bridge.c owns the socket and TLS; libESMTP talks plaintext SMTP to the
- * bridge's loopback port, with its own STARTTLS off.  What libESMTP 1.1.0
+ * bridge.c owns the socket and TLS; libESMTP connects to the bridge's
+ * loopback port, and at SMTP_EV_CONNECT bridge_attach() puts the smarthost
+ * socket (plaintext) or a socketpair to the TLS relay under it; libESMTP's
+ * own STARTTLS stays off.  What libESMTP 1.1.0
  * cannot do by itself is done here through its callbacks
  * (shared/docs/libraries.md):
  *   - the monitor callback sees every buffer before libESMTP writes it and
@@ -515,6 +517,12 @@ static void relay_event(smtp_session_t session, int event, void *arg, ...)
     struct relay_session *rs = arg;
     (void)session;
     switch (event) {
+    case SMTP_EV_CONNECT: {
+        char why[200];
+        if (!bridge_attach(rs->bridge, why, sizeof why))
+            relay_stop(rs, RESULT_FAIL_LOCAL, "%s", why);
+        break;
+    }
     case SMTP_EV_EXTNA_DSN:
         log_debug("%s: the server does not offer DSN; sending without it", rs->where);
         break;

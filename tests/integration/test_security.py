@@ -329,6 +329,75 @@ class SmugglingTests(Base):
         self.assertTrue(m["data"].endswith(b"end\r\n"), m["data"])
 
 
+def _listening_inodes():
+    """Socket inodes in the LISTEN state (TCP over IPv4 and IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A":
+                        inodes.add(fields[9])
+        except FileNotFoundError:
+            pass
+    return inodes
+
+
+def _socket_inodes(pid):
+    found = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found[target[8:-1]] = int(fd)
+    return found
+
+
+class LocalPortTests(unittest.TestCase):
+    """T19: the loopback port libESMTP connects to is never a way in.
+
+    While postie is in the middle of a session (the smarthost stalls in DATA),
+    it must hold no listening socket, in plaintext and in TLS mode."""
+
+    def setUp(self):
+        self.tmp = TempDir()
+        self.addCleanup(self.tmp.cleanup)
+
+    def check(self, tls):
+        sh = Smarthost(self.tmp.path, tls=tls, stall_mid_data=True)
+        self.addCleanup(sh.stop)
+        conf = write_config(self.tmp.path, sh, name=tls + ".conf", account={"timeout": 3})
+        p = subprocess.Popen([POSTIE, "-C", conf, "b@example.org"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        p.stdin.write(MSG + b"x" * 200000 + b"\r\n")
+        p.stdin.close()
+        deadline = time.monotonic() + 15
+        while "DATA" not in [l.upper() for l in sh.command_lines()]:
+            if p.poll() is not None:
+                self.fail("postie ended before DATA: %r" % p.stderr.read())
+            self.assertLess(time.monotonic(), deadline, "postie never reached DATA")
+            time.sleep(0.02)
+        mine = _socket_inodes(p.pid)
+        self.assertTrue(mine, "postie holds no socket mid-session?")
+        self.assertEqual(set(mine) & _listening_inodes(), set(),
+                         "postie listens on a port while talking to the smarthost")
+        p.wait(timeout=30)
+        p.stdout.close()
+        p.stderr.close()
+        self.assertEqual(sh.messages(), [])
+
+    def test_plaintext_session_listens_on_nothing(self):
+        self.check("none")
+
+    def test_tls_session_listens_on_nothing(self):
+        self.check("tls")
+
+
 class HostileInputTests(Base):
     """Bad input is normal input: documented outcome, no crash, no hang, bounded memory."""
 
