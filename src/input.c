@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -288,19 +289,36 @@ static enum outcome input_byte(struct input_state *s, unsigned char c)
     return s->in_body ? input_body_byte(s, c) : input_header_byte(s, c);
 }
 
-/*
- * Fast path inside a body line: copies the run of plain 7-bit octets at b
- * (no CR, LF, NUL, 8-bit) straight to the output.  Returns its length.
- */
-static size_t input_body_run(struct input_state *s, const unsigned char *b, size_t n,
-                             enum outcome *o)
+/* Length of the run of plain octets at b: 7-bit, not CR, LF or NUL.  Eight
+ * octets at a time: a word has none of the four stop kinds when it has no
+ * octet with the high bit set and no zero octet in x, x ^ CR.., x ^ LF... */
+static size_t input_plain_len(const unsigned char *b, size_t n)
 {
+    const uint64_t ones = 0x0101010101010101ULL;
+    const uint64_t high = 0x8080808080808080ULL;
     size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        uint64_t x;
+        memcpy(&x, b + k, sizeof x);
+        uint64_t cr = x ^ (ones * '\r');
+        uint64_t lf = x ^ (ones * '\n');
+        uint64_t stop = ((x - ones) & ~x) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf) | x;
+        if ((stop & high) != 0)
+            break;
+    }
     while (k < n && b[k] != '\r' && b[k] != '\n' && b[k] != 0 && b[k] < 0x80)
         k++;
+    return k;
+}
+
+static enum outcome input_copy(struct input_state *s, const unsigned char *b, size_t k)
+{
     for (size_t done = 0; done < k;) {
-        if (s->olen == sizeof s->obuf && (*o = input_flush(s)) != OUTCOME_OK)
-            return k;
+        if (s->olen == sizeof s->obuf) {
+            enum outcome o = input_flush(s);
+            if (o != OUTCOME_OK)
+                return o;
+        }
         size_t take = k - done;
         if (take > sizeof s->obuf - s->olen)
             take = sizeof s->obuf - s->olen;
@@ -308,8 +326,45 @@ static size_t input_body_run(struct input_state *s, const unsigned char *b, size
         s->olen += take;
         done += take;
     }
-    s->line_len += k;
-    return k;
+    return OUTCOME_OK;
+}
+
+/*
+ * Fast path for the body: plain line content and CRLF or LF line ends, line
+ * after line, while nothing needs the octet-wise rules (a dot at the start
+ * of a line, a lone CR, NUL, 8-bit octets, a line end split between two
+ * reads).  Returns how many octets of b it consumed; 0 hands the next octet
+ * to input_byte().
+ */
+static size_t input_body_fast(struct input_state *s, const unsigned char *b, size_t n,
+                              enum outcome *o)
+{
+    if (s->prev_cr || s->dot_pending || s->utf8_need > 0)
+        return 0;
+    size_t i = 0;
+    while (i < n) {
+        if (s->line_len == 0 && b[i] == '.')
+            break;
+        size_t k = input_plain_len(b + i, n - i);
+        if (k > 0 && (*o = input_copy(s, b + i, k)) != OUTCOME_OK)
+            return i;
+        s->line_len += k;
+        i += k;
+        size_t eol;
+        if (i < n && b[i] == '\n')
+            eol = 1;
+        else if (i + 1 < n && b[i] == '\r' && b[i + 1] == '\n')
+            eol = 2;
+        else
+            break;
+        if (s->line_len > s->out->longest_line)
+            s->out->longest_line = s->line_len;
+        s->line_len = 0;
+        if ((*o = input_copy(s, (const unsigned char *)"\r\n", 2)) != OUTCOME_OK)
+            return i;
+        i += eol;
+    }
+    return i;
 }
 
 enum outcome input_read(int in_fd, int body_fd, const struct input_params *p,
@@ -347,12 +402,14 @@ enum outcome input_read(int in_fd, int body_fd, const struct input_params *p,
         }
         const unsigned char *b = (const unsigned char *)buf;
         for (size_t i = 0; i < (size_t)n && o == OUTCOME_OK && !s->done;) {
-            if (s->in_body && s->line_len > 0 && !s->prev_cr) {
-                size_t k = input_body_run(s, b + i, (size_t)n - i, &o);
+            if (s->in_body) {
+                size_t k = input_body_fast(s, b + i, (size_t)n - i, &o);
                 if (k > 0) {
                     i += k;
                     continue;
                 }
+                if (o != OUTCOME_OK)
+                    break;
             }
             o = input_byte(s, b[i++]);
         }

@@ -268,6 +268,28 @@ static void test_eightbit_and_longest(void **state)
     assert_true(x.in.body_8bit);
     assert_false(x.in.body_utf8);
     run_free(&x);
+    /* a lead octet followed by ASCII, then a stray continuation octet */
+    RUN(&x, "To: a@x\n\nx\xc3" "Ab\xa9\n", false);
+    assert_true(x.in.body_8bit);
+    assert_false(x.in.body_utf8);
+    run_free(&x);
+}
+
+/* Line after line through the fast path: LF and CRLF ends, a dot line, an
+ * empty line, longest line counted. */
+static void test_plain_lines(void **state)
+{
+    (void)state;
+    struct run x;
+    RUN(&x, "To: a@x\n\none\r\ntwo two\n\n.dot\nlast line is longest\r\n", true);
+    assert_int_equal(x.o, OUTCOME_OK);
+    const char want[] = "one\r\ntwo two\r\n\r\n.dot\r\nlast line is longest\r\n";
+    assert_int_equal(x.body_len, sizeof want - 1);
+    assert_memory_equal(x.body, want, sizeof want - 1);
+    assert_int_equal(x.in.longest_line, 20);
+    assert_false(x.in.body_8bit);
+    assert_true(x.in.body_utf8);
+    run_free(&x);
 }
 
 /* A CRLF split across two reads is still one line end. */
@@ -350,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_nul_in_body_removed),
         cmocka_unit_test(test_header_cap),
         cmocka_unit_test(test_eightbit_and_longest),
+        cmocka_unit_test(test_plain_lines),
         cmocka_unit_test(test_crlf_across_reads),
         cmocka_unit_test(test_bounded_memory),
     };
