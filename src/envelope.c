@@ -203,6 +203,20 @@ static enum outcome envelope_sender_from(const struct envelope_params *p, const 
     return OUTCOME_OK;
 }
 
+const char *envelope_login_name(void)
+{
+    static char name[64];
+    if (name[0] == '\0') {
+        struct passwd *pw = getpwuid(getuid());
+        if (pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0' &&
+            strlen(pw->pw_name) < sizeof name)
+            snprintf(name, sizeof name, "%s", pw->pw_name);
+        else
+            snprintf(name, sizeof name, "uid%lu", (unsigned long)getuid());
+    }
+    return name;
+}
+
 static enum outcome envelope_sender(const struct envelope_params *p, char **out, struct result *r)
 {
     if (p->smtp)
@@ -213,11 +227,7 @@ static enum outcome envelope_sender(const struct envelope_params *p, char **out,
     const struct conf_account *acc = p->conf ? conf_account_for(p->conf, NULL) : NULL;
     if (acc != NULL && acc->from != NULL && acc->from[0] != '\0')
         return envelope_sender_from(p, acc->from, "account from", OUTCOME_CONFIG, out, r);
-    const char *user = p->user;
-    if (user == NULL || user[0] == '\0') {
-        struct passwd *pw = getpwuid(getuid());
-        user = pw != NULL ? pw->pw_name : "nobody";
-    }
+    const char *user = p->user != NULL && p->user[0] != '\0' ? p->user : envelope_login_name();
     return envelope_sender_from(p, user, "sender (login name)", OUTCOME_USAGE, out, r);
 }
 

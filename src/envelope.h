@@ -48,7 +48,7 @@ struct envelope_params {
     const struct opts *opts;
     const struct conf *conf;
     const struct aliases *aliases;      /* NULL: none */
-    const char *user;                   /* login name; NULL: looked up from the uid */
+    const char *user;                   /* login name; NULL: envelope_login_name() */
     const struct header_block *headers; /* for -t; may be NULL otherwise */
     bool smtp;                          /* -bs: use smtp_sender / smtp_rcpts */
     const char *smtp_sender;
@@ -79,5 +79,10 @@ enum outcome envelope_add(const struct envelope_params *p, struct envelope *e, c
 void envelope_qualify_headers(struct header_block *h, const char *domain);
 
 void envelope_free(struct envelope *e);
+
+/* The caller's login name from the password database (never $USER), or
+ * "uidN" when the uid has no entry.  Looked up once, only when needed: a
+ * message with -f and a From: field never asks for it. */
+const char *envelope_login_name(void);
 
 #endif

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -61,15 +60,6 @@ static int main_version(void)
     printf("%s\n", OpenSSL_version(OPENSSL_VERSION));
     printf("configuration: %s/postie.conf\n", SYSCONFDIR);
     return EX_OK;
-}
-
-/* The caller's login name, from the password database (never $USER). */
-static char *main_user(void)
-{
-    struct passwd *pw = getpwuid(getuid());
-    if (pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0')
-        return mem_strdup(pw->pw_name);
-    return mem_printf("uid%lu", (unsigned long)getuid());
 }
 
 /*
@@ -212,8 +202,7 @@ int main(int argc, char **argv)
         return main_fail(&r);
     log_set_syslog(conf.syslog);
 
-    char *user = main_user();
-    struct submit_params sp = {.opts = &o, .conf = &conf, .user = user};
+    struct submit_params sp = {.opts = &o, .conf = &conf, .user = NULL};
     struct submit_report rep = {0};
     int status = EX_OK;
     switch (o.mode) {
@@ -249,7 +238,6 @@ int main(int argc, char **argv)
     case OPTS_MODE_VERSION:
         break;
     }
-    free(user);
     conf_free(&conf);
     opts_free(&o);
     free(progdup);

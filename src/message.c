@@ -90,7 +90,7 @@ static void message_edit_headers(const struct message_params *p, const struct en
         if (env->sender[0] != '\0') {
             addr = mem_strdup(env->sender);
         } else {
-            const char *user = p->user && p->user[0] ? p->user : "MAILER-DAEMON";
+            const char *user = p->user && p->user[0] ? p->user : envelope_login_name();
             addr = addr_qualify(user, domain);
         }
         char *v = header_mailbox(p->opts ? p->opts->fullname : NULL, addr);

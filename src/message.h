@@ -39,7 +39,7 @@ struct message {
 struct message_params {
     const struct opts *opts;   /* -t, -i, -f, -F, -B, recipients in args */
     const struct conf *conf;
-    const char *user;          /* the caller's login name (default sender) */
+    const char *user;          /* login name (default sender); NULL: envelope_login_name() */
     const char *spool_dir;     /* where O_TMPFILE body files are created */
     /* Set by -bs: envelope from MAIL/RCPT instead of opts (never -t). */
     const char *smtp_sender;

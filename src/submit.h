@@ -17,7 +17,7 @@
 struct submit_params {
     const struct opts *opts;
     const struct conf *conf;
-    const char *user;           /* caller's login name */
+    const char *user;           /* login name; NULL: envelope_login_name() when needed */
     const char *smtp_sender;    /* -bs only */
     char *const *smtp_rcpts;    /* -bs only */
     size_t smtp_nrcpts;
