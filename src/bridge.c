@@ -59,6 +59,7 @@ struct bridge {
     int listen_fd;
     struct sockaddr_in listen_addr; /* where libESMTP connects */
     int local_fd;       /* thread mode: our end of the socketpair libESMTP talks on */
+    int client_hint;    /* the descriptor libESMTP's socket() will most likely get */
     bool attached;      /* bridge_attach() ran */
     bool direct;        /* libESMTP holds the smarthost socket itself (no thread) */
     int stop_pipe[2];
@@ -198,8 +199,11 @@ static enum result_failure bridge_connect(struct bridge *b, const struct conf_ac
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
         int fd = bridge_connect_one(ai, b->timeout_ms);
         if (fd >= 0) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            if (a->tls != CONF_TLS_NONE) {
+                /* our STARTTLS exchange and the handshake: small writes */
+                int one = 1;
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            }
             b->remote_fd = fd;
             char addr[INET6_ADDRSTRLEN] = "?";
             if (log_verbose()) {
@@ -524,6 +528,20 @@ static enum result_failure bridge_handshake(struct bridge *b, const struct conf_
 
 /* ------------------------------------------------------------------ the relay thread */
 
+/* true when fd is connected to our listener (and is not the listener). */
+static bool bridge_is_client(const struct bridge *b, int fd)
+{
+    if (fd < 0 || fd == b->listen_fd || fd == b->remote_fd)
+        return false;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 || ss.ss_family != AF_INET)
+        return false;
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+    return sin->sin_port == b->listen_addr.sin_port &&
+           sin->sin_addr.s_addr == b->listen_addr.sin_addr.s_addr;
+}
+
 /*
  * libESMTP's socket: the one descriptor of this process whose peer is our
  * listener.  Only descriptors of this very process are looked at, so a
@@ -532,6 +550,9 @@ static enum result_failure bridge_handshake(struct bridge *b, const struct conf_
  */
 static int bridge_find_client(const struct bridge *b)
 {
+    /* Usually the lowest free descriptor when bridge_open() returned. */
+    if (bridge_is_client(b, b->client_hint))
+        return b->client_hint;
     DIR *d = opendir("/proc/self/fd");
     int maxfd = 0;
     if (d == NULL) {
@@ -555,15 +576,7 @@ static int bridge_find_client(const struct bridge *b)
                 break;
             fd = i;
         }
-        if (fd == b->listen_fd || fd == b->remote_fd)
-            continue;
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 || ss.ss_family != AF_INET)
-            continue;
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-        if (sin->sin_port == b->listen_addr.sin_port &&
-            sin->sin_addr.s_addr == b->listen_addr.sin_addr.s_addr)
+        if (bridge_is_client(b, fd))
             found = fd;
     }
     if (d != NULL)
@@ -882,8 +895,10 @@ static enum result_failure bridge_listen(struct bridge *b, char *local_server, s
         return bridge_fail(r, RESULT_FAIL_LOCAL, "loopback listener: %s", strerror(errno));
     b->listen_addr = sin;
     snprintf(local_server, len, "127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
-    if (pipe2(b->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
-        return bridge_fail(r, RESULT_FAIL_LOCAL, "pipe: %s", strerror(errno));
+    /* socket() returns the lowest free descriptor */
+    b->client_hint = fcntl(b->listen_fd, F_DUPFD_CLOEXEC, 0);
+    if (b->client_hint >= 0)
+        close(b->client_hint);
     return RESULT_FAIL_NONE;
 }
 
@@ -964,21 +979,23 @@ bool bridge_attach(struct bridge *b, char *why, size_t len)
          * them into full segments, as for any client (Nagle on again). */
         fd = b->remote_fd;
         b->direct = true;
-        int zero = 0;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &zero, sizeof zero);
     } else {
         int sp[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) != 0) {
-            snprintf(why, len, "socketpair: %s", strerror(errno));
+        if (pipe2(b->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) != 0) {
+            snprintf(why, len, "cannot set up the relay: %s", strerror(errno));
             return false;
         }
         fd = sp[0];
         b->local_fd = sp[1];
+        if (b->ssl == NULL) {
+            /* -bv: the relay forwards libESMTP's commands as they come */
+            int one = 1;
+            setsockopt(b->remote_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
     }
-    /* sio_attach() made libESMTP's socket non-blocking, and relies on it. */
-    int fl = fcntl(fd, F_GETFL);
-    bool ok = fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 && dup2(fd, client) == client &&
-              fcntl(client, F_SETFD, FD_CLOEXEC) == 0;
+    /* Both sockets are non-blocking, as sio_attach() made libESMTP's. */
+    bool ok = dup3(fd, client, O_CLOEXEC) == client;
     if (!b->direct)
         close(fd);
     if (!ok) {
