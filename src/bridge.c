@@ -59,7 +59,6 @@ struct bridge {
     int listen_fd;
     struct sockaddr_in listen_addr; /* where libESMTP connects */
     int local_fd;       /* thread mode: our end of the socketpair libESMTP talks on */
-    int client_hint;    /* the descriptor libESMTP's socket() will most likely get */
     bool attached;      /* bridge_attach() ran */
     bool direct;        /* libESMTP holds the smarthost socket itself (no thread) */
     int stop_pipe[2];
@@ -550,9 +549,10 @@ static bool bridge_is_client(const struct bridge *b, int fd)
  */
 static int bridge_find_client(const struct bridge *b)
 {
-    /* Usually the lowest free descriptor when bridge_open() returned. */
-    if (bridge_is_client(b, b->client_hint))
-        return b->client_hint;
+    /* socket() takes the lowest free descriptor, and the listener took the
+     * lowest one just before: libESMTP's is nearly always the next. */
+    if (bridge_is_client(b, b->listen_fd + 1))
+        return b->listen_fd + 1;
     DIR *d = opendir("/proc/self/fd");
     int maxfd = 0;
     if (d == NULL) {
@@ -895,10 +895,6 @@ static enum result_failure bridge_listen(struct bridge *b, char *local_server, s
         return bridge_fail(r, RESULT_FAIL_LOCAL, "loopback listener: %s", strerror(errno));
     b->listen_addr = sin;
     snprintf(local_server, len, "127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
-    /* socket() returns the lowest free descriptor */
-    b->client_hint = fcntl(b->listen_fd, F_DUPFD_CLOEXEC, 0);
-    if (b->client_hint >= 0)
-        close(b->client_hint);
     return RESULT_FAIL_NONE;
 }
 
@@ -1035,10 +1031,26 @@ void bridge_cut(struct bridge *b)
     }
 }
 
-enum bridge_end bridge_stop(struct bridge *b, char *why, size_t len)
+void bridge_stop(struct bridge *b)
+{
+    if (b == NULL || b->stopped)
+        return;
+    b->stopped = true;
+    if (b->stop_pipe[1] >= 0) {
+        ssize_t w = write(b->stop_pipe[1], "x", 1);
+        (void)w;
+    }
+    if (b->thread_running) {
+        pthread_join(b->thread, NULL);
+        b->thread_running = false;
+    }
+}
+
+enum bridge_end bridge_end_reason(struct bridge *b, char *why, size_t len)
 {
     if (b == NULL)
         return BRIDGE_END_NONE;
+    bridge_stop(b);
     if (b->direct && b->end == BRIDGE_END_NONE) {
         /* libESMTP is done with the socket: did the server hang up? */
         char c;
@@ -1054,17 +1066,6 @@ enum bridge_end bridge_stop(struct bridge *b, char *why, size_t len)
     } else if (!b->attached && b->end == BRIDGE_END_NONE) {
         b->end = BRIDGE_END_LOCAL_CLOSED; /* libESMTP never connected */
     }
-    if (!b->stopped) {
-        b->stopped = true;
-        if (b->stop_pipe[1] >= 0) {
-            ssize_t w = write(b->stop_pipe[1], "x", 1);
-            (void)w;
-        }
-        if (b->thread_running) {
-            pthread_join(b->thread, NULL);
-            b->thread_running = false;
-        }
-    }
     if (why != NULL && len > 0)
         snprintf(why, len, "%s", b->end_why);
     return b->end;
@@ -1074,7 +1075,7 @@ void bridge_close(struct bridge *b)
 {
     if (b == NULL)
         return;
-    bridge_stop(b, NULL, 0);
+    bridge_stop(b);
     if (b->ssl != NULL)
         SSL_free(b->ssl);
     if (b->ctx != NULL)

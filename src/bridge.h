@@ -81,12 +81,19 @@ void bridge_cut(struct bridge *b);
 void bridge_verify_only(struct bridge *b);
 
 /*
- * Stops the relay thread (after it has moved what it still can) and says
- * how the relay ended; why (may be NULL) receives a reason for
- * BRIDGE_END_TIMEOUT and BRIDGE_END_ERROR.  Call it after
- * smtp_start_session() returned; bridge_close() calls it too.
+ * Stops the relay thread, if one runs, after it has moved what it still
+ * can.  Call it after smtp_start_session() returned; bridge_close() and
+ * bridge_end_reason() call it too.
  */
-enum bridge_end bridge_stop(struct bridge *b, char *why, size_t len);
+void bridge_stop(struct bridge *b);
+
+/*
+ * How the connection ended (for a session that failed); why (may be NULL)
+ * receives a reason for BRIDGE_END_TIMEOUT and BRIDGE_END_ERROR.  Without a
+ * relay thread it looks at the smarthost socket: the server closed it, or
+ * it is still open (libESMTP gave up by itself).
+ */
+enum bridge_end bridge_end_reason(struct bridge *b, char *why, size_t len);
 
 /* Stops the relay thread and closes both sides; NULL is fine. */
 void bridge_close(struct bridge *b);

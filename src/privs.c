@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -18,12 +19,16 @@
 static gid_t privs_rgid;
 static gid_t privs_egid;
 static bool privs_initialised;
+static bool privs_dropped; /* privs_drop() succeeded: the group is gone for good */
 
 /* Opens /dev/null on any of 0, 1, 2 that is closed. */
 static void privs_std_fds(void)
 {
+    /* One poll() tells which are closed (POLLNVAL); fcntl() each if it fails. */
+    struct pollfd p[3] = {{.fd = 0}, {.fd = 1}, {.fd = 2}};
+    bool polled = poll(p, 3, 0) >= 0;
     for (int fd = 0; fd <= 2; fd++) {
-        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+        if (polled ? !(p[fd].revents & POLLNVAL) : (fcntl(fd, F_GETFD) != -1 || errno != EBADF))
             continue;
         int nfd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
         if (nfd < 0)
@@ -47,7 +52,9 @@ void privs_init(void)
 
 bool privs_elevated(void)
 {
-    return getegid() != getgid();
+    if (!privs_initialised)
+        return getegid() != getgid();
+    return !privs_dropped && privs_egid != privs_rgid;
 }
 
 enum outcome privs_drop(struct result *r)
@@ -57,8 +64,10 @@ enum outcome privs_drop(struct result *r)
     gid_t rg, eg, sg;
     if (getresgid(&rg, &eg, &sg) != 0)
         return result_set(r, OUTCOME_OSERR, "cannot read the group ids: %s", strerror(errno));
-    if (rg == privs_rgid && eg == privs_rgid && sg == privs_rgid)
+    if (rg == privs_rgid && eg == privs_rgid && sg == privs_rgid) {
+        privs_dropped = true;
         return OUTCOME_OK;
+    }
     if (setresgid(privs_rgid, privs_rgid, privs_rgid) != 0)
         return result_set(r, OUTCOME_OSERR, "cannot drop group privileges: %s", strerror(errno));
     if (getresgid(&rg, &eg, &sg) != 0 || rg != privs_rgid || eg != privs_rgid || sg != privs_rgid)
@@ -74,6 +83,7 @@ enum outcome privs_drop(struct result *r)
         return result_set(r, OUTCOME_OSERR,
                           "group privileges could be regained after dropping them");
     }
+    privs_dropped = true;
     return OUTCOME_OK;
 }
 

@@ -481,13 +481,17 @@ static const char *relay_message_cb(void **ctx, int *len, void *arg)
             *len = 2;
             return "\r\n";
         case 2: {
-            if (it->body_fd < 0) {
+            /* body_len is exact: no read is spent on seeing the end */
+            if (it->body_fd < 0 || c->off >= it->body_len) {
                 c->phase = 3;
                 continue;
             }
+            size_t want = sizeof c->buf;
+            if ((off_t)want > it->body_len - c->off)
+                want = (size_t)(it->body_len - c->off);
             ssize_t n;
             do
-                n = pread(it->body_fd, c->buf, sizeof c->buf, c->off);
+                n = pread(it->body_fd, c->buf, want, c->off);
             while (n < 0 && errno == EINTR);
             if (n < 0) {
                 int e = errno;
@@ -969,9 +973,7 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
         rs.bridge = NULL;
     } else {
         int started = smtp_start_session(session);
-        int serr = smtp_errno();
-        char why[256];
-        enum bridge_end end = bridge_stop(rs.bridge, why, sizeof why);
+        bridge_stop(rs.bridge);
 
         enum result_failure sf = RESULT_FAIL_NONE;
         char sf_text[1024] = "";
@@ -979,6 +981,14 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
         for (size_t i = 0; i < n; i++)
             if (rs.msgs[i].added && relay_incomplete(&rs.msgs[i], s->verify_only))
                 incomplete = true;
+        /* Why it went wrong, asked only when it did (each is a system call). */
+        int serr = 0;
+        char why[256] = "";
+        enum bridge_end end = BRIDGE_END_NONE;
+        if (!started || incomplete) {
+            serr = smtp_errno();
+            end = bridge_end_reason(rs.bridge, why, sizeof why);
+        }
 
         if (rs.stop != RESULT_FAIL_NONE) {
             sf = rs.stop;

@@ -558,6 +558,55 @@ class HostileInputTests(Base):
         self.assertLess(rss, 160 * 1024 + self.RSS_SLACK_KB, "peak RSS %d kB" % rss)
 
 
+class StdFdTests(Base):
+    """T16: started with stderr (or stdout) closed, postie must not let a file it
+    opens become descriptor 2 and write its messages into it."""
+
+    def run_closed(self, fds, args, stdin):
+        def close_them():
+            for fd in fds:
+                os.close(fd)
+        p = subprocess.Popen([POSTIE, "-C", self.qconf] + args, stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL if 1 not in fds else None,
+                             stderr=subprocess.DEVNULL if 2 not in fds else None,
+                             preexec_fn=close_them)
+        p.communicate(stdin, timeout=30)
+        return p.returncode
+
+    def setUp(self):
+        super().setUp()
+        self.qdir = os.path.join(self.tmp.path, "queue")
+        os.mkdir(self.qdir, 0o700)
+        self.qconf = write_config(self.tmp.path, self.sh, name="queue.conf",
+                                  global_={"queue_dir": self.qdir})
+
+    def queued_bytes(self):
+        data = b""
+        for root, _, files in os.walk(self.qdir):
+            for f in files:
+                with open(os.path.join(root, f), "rb") as fh:
+                    data += fh.read()
+        return data
+
+    def test_warning_with_stderr_closed_goes_nowhere(self):
+        # A NUL in the body makes postie warn on stderr; -odq queues the message.
+        msg = MSG.replace(b"hello", b"hel\0lo")
+        for fds in ((2,), (1, 2)):
+            with self.subTest(closed=fds):
+                rc = self.run_closed(fds, ["-odq", "b@example.org"], msg)
+                self.assertEqual(rc, EX_OK)
+                queued = self.queued_bytes()
+                self.assertIn(b"hello", queued)           # the message is there ...
+                self.assertNotIn(b"NUL", queued)          # ... and no warning text
+                self.assertNotIn(b"postie:", queued)
+
+    def test_error_with_stderr_closed_goes_nowhere(self):
+        # A bad recipient is an error message on stderr and exit 64.
+        rc = self.run_closed((2,), ["-odq", "bad<address"], MSG)
+        self.assertEqual(rc, EX_USAGE)
+        self.assertEqual(self.queued_bytes(), b"")
+
+
 class SecretTests(Base):
     """The smarthost password never leaves postie except inside AUTH."""
 
