@@ -204,6 +204,7 @@ static void relay_stop(struct relay_session *rs, enum result_failure f, const ch
         va_start(ap, fmt);
         vsnprintf(rs->stop_text, sizeof rs->stop_text, fmt, ap);
         va_end(ap);
+        log_transcript("->", "QUIT", 4); /* what bridge_cut() sends instead */
     }
     bridge_cut(rs->bridge);
 }
@@ -373,13 +374,16 @@ static void relay_client_line(struct relay_session *rs, const char *l, size_t n)
                        rs->auth_tried ? "authentication did not succeed"
                                       : "the server offers no usable AUTH mechanism");
     }
-    log_transcript("->", l, n);
+    if (rs->stop == RESULT_FAIL_NONE) /* else it is never written */
+        log_transcript("->", l, n);
 }
 
 static void relay_client_chunk(struct relay_session *rs, const char *buf, size_t len)
 {
     size_t start = 0;
-    while (start < len) {
+    /* After a stop nothing libESMTP writes reaches the server: the -v
+     * transcript shows only what was sent. */
+    while (start < len && rs->stop == RESULT_FAIL_NONE) {
         size_t end = start;
         while (end < len && buf[end] != '\n')
             end++;

@@ -227,6 +227,31 @@ class RefusalTests(TLSCase):
         auth = [l for l in sh.command_lines() if l.upper().startswith("AUTH")]
         self.assertEqual(len(auth), 1, auth)
 
+    def test_verbose_transcript_is_what_the_server_read(self):
+        # After the 535 libESMTP still writes AUTH with the next mechanism;
+        # postie cuts the connection before that reaches the server, and -v
+        # must show the QUIT that was sent, not the AUTH that was not.
+        for tls in ("starttls", "none"):
+            with self.subTest(tls=tls):
+                sh = self.smarthost(tls=tls, auth_plaintext=tls == "none")
+                conf = self.config(sh, password="not-the-password", auth="any",
+                                   allow_plaintext_auth=tls == "none")
+                res = self.send(conf, args=("-v", "-t"))
+                self.assertEqual(res.returncode, EX_NOPERM, res.err)
+                # (QUIT is left out: over TLS the server may not get to read
+                # it before the connection is torn down.)
+                verbs = ("AUTH", "MAIL", "RCPT", "DATA", "RSET")
+                sent = [l[3:] for l in res.err.splitlines() if l.startswith("-> ")]
+                # Credentials are *** in the transcript: compare the verbs.
+                # (postie's own EHLO and STARTTLS before the TLS handshake
+                # are not libESMTP's, so EHLO is left out on both sides.)
+                self.assertEqual([l.split()[0].upper() for l in sent
+                                  if l.split()[0].upper() in verbs],
+                                 [l.split()[0].upper() for l in sh.command_lines()
+                                  if l.split() and l.split()[0].upper() in verbs])
+                self.assertEqual(sent[-1], "QUIT")
+                self.assertNothingSent(sh)
+
     def test_wrong_password_implicit_tls(self):
         sh = self.smarthost(tls="tls")
         res = self.send(self.config(sh, password="not-the-password", auth="plain"))
