@@ -196,6 +196,32 @@ class DeliveryTests(RelayCase):
         self.assertEqual(sh.connections(), 1)
 
 
+class InheritedDescriptorTests(RelayCase):
+    """libESMTP's socket is found among postie's descriptors (bridge.c): right
+    after the loopback listener's when the caller left that one free, by a
+    scan of /proc/self/fd otherwise.  Callers pass descriptors of their own;
+    one open descriptor at each position 3-12 moves that boundary through
+    both cases, and every message must arrive intact."""
+
+    def test_message_arrives_whatever_descriptors_are_open(self):
+        import subprocess
+        from harness import POSTIE
+        sh = self.smarthost()
+        conf = self.config(sh)
+        for n in range(3, 13):
+            with self.subTest(fd=n):
+                def hold(n=n):
+                    fd = os.open("/dev/null", os.O_RDONLY)
+                    if fd != n:
+                        os.dup2(fd, n)
+                        os.close(fd)
+                p = subprocess.run([POSTIE, "-C", conf, "-i", "-t"], input=FULL,
+                                   capture_output=True, close_fds=False, preexec_fn=hold,
+                                   timeout=60)
+                self.assertEqual(p.returncode, EX_OK, p.stderr)
+                self.assertEqual(sh.wait_messages(n - 2)[-1]["data"], FULL)
+
+
 class ConnectionFaultTests(RelayCase):
     def test_connection_refused(self):
         sh = self.smarthost()
