@@ -58,9 +58,9 @@ struct bridge {
     bool secure;
     int listen_fd;
     struct sockaddr_in listen_addr; /* where libESMTP connects */
-    int local_fd;       /* thread mode: our end of the socketpair libESMTP talks on */
-    bool attached;      /* bridge_attach() ran */
-    bool direct;        /* libESMTP holds the smarthost socket itself (no thread) */
+    int local_fd;                   /* thread mode: our end of the socketpair libESMTP talks on */
+    bool attached;                  /* bridge_attach() ran */
+    bool direct;                    /* libESMTP holds the smarthost socket itself (no thread) */
     int stop_pipe[2];
     pthread_t thread;
     bool thread_running;

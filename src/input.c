@@ -43,7 +43,7 @@ struct input_state {
     size_t line_len;
     bool dot_pending;
     unsigned utf8_need; /* continuation octets still expected */
-    char *obuf; /* INPUT_CHUNK octets, not zeroed: only written ones are read */
+    char *obuf;         /* INPUT_CHUNK octets, not zeroed: only written ones are read */
     size_t olen;
 };
 
