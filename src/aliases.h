@@ -19,8 +19,7 @@ struct aliases;
  * default /etc/aliases); *out is then an empty table.  Syntax errors are
  * "path:line: message" with OUTCOME_CONFIG.
  */
-enum outcome aliases_load(const char *path, bool optional, struct aliases **out,
-                          struct result *r);
+enum outcome aliases_load(const char *path, bool optional, struct aliases **out, struct result *r);
 
 /*
  * Expands a bare local name (no '@') through chains to its final targets,

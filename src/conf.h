@@ -39,29 +39,29 @@ enum conf_auth {
 };
 
 struct conf_account {
-    char *name;               /* section title */
-    char *host;               /* name, IPv4 or IPv6 literal (no brackets) */
-    int port;                 /* resolved default: 587 starttls, 465 tls, 25 none */
+    char *name; /* section title */
+    char *host; /* name, IPv4 or IPv6 literal (no brackets) */
+    int port;   /* resolved default: 587 starttls, 465 tls, 25 none */
     enum conf_tls tls;
-    char *tls_ca_file;        /* NULL: system store */
-    char *tls_cert_file;      /* NULL: no client certificate */
-    char *tls_key_file;       /* NULL: key is in tls_cert_file */
+    char *tls_ca_file;   /* NULL: system store */
+    char *tls_cert_file; /* NULL: no client certificate */
+    char *tls_key_file;  /* NULL: key is in tls_cert_file */
     bool allow_plaintext_auth;
-    enum conf_auth auth;      /* resolved: any when user is set, none otherwise */
-    char *user;               /* NULL: no AUTH */
-    char *password;           /* NULL when unset */
-    char *password_command;   /* NULL when unset */
-    char *from;               /* default envelope sender; NULL unset */
-    int timeout;              /* seconds: connect and each wait */
+    enum conf_auth auth;    /* resolved: any when user is set, none otherwise */
+    char *user;             /* NULL: no AUTH */
+    char *password;         /* NULL when unset */
+    char *password_command; /* NULL when unset */
+    char *from;             /* default envelope sender; NULL unset */
+    int timeout;            /* seconds: connect and each wait */
 };
 
 struct conf {
-    char *path;               /* the file read, NULL when none exists */
-    char *hostname;           /* EHLO name and Message-ID domain; default FQDN */
-    char *qualify_domain;     /* default: hostname */
-    char *aliases;            /* NULL or "" = none */
-    char *queue_dir;          /* NULL or "" = no queue */
-    long queue_lifetime;      /* seconds, default 5 days */
+    char *path;           /* the file read, NULL when none exists */
+    char *hostname;       /* EHLO name and Message-ID domain; default FQDN */
+    char *qualify_domain; /* default: hostname */
+    char *aliases;        /* NULL or "" = none */
+    char *queue_dir;      /* NULL or "" = no queue */
+    long queue_lifetime;  /* seconds, default 5 days */
     bool syslog;
     struct conf_account *accounts;
     size_t naccounts;

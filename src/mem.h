@@ -14,8 +14,8 @@ typedef void (*mem_failure_fn)(size_t wanted);
 
 void mem_set_failure_handler(mem_failure_fn fn);
 
-void *mem_alloc(size_t n);                 /* zeroed */
-void *mem_array(size_t n, size_t size);    /* zeroed, overflow-checked */
+void *mem_alloc(size_t n);                        /* zeroed */
+void *mem_array(size_t n, size_t size);           /* zeroed, overflow-checked */
 void *mem_resize(void *p, size_t n, size_t size); /* overflow-checked realloc */
 char *mem_strdup(const char *s);
 char *mem_strndup(const char *s, size_t n);

@@ -21,26 +21,26 @@
 #include "result.h"
 
 struct message {
-    char *sender;        /* envelope sender; "" is the null sender <> */
-    char **rcpts;        /* qualified, validated, de-duplicated */
+    char *sender; /* envelope sender; "" is the null sender <> */
+    char **rcpts; /* qualified, validated, de-duplicated */
     size_t nrcpts;
-    char *headers;       /* final header block: CRLF-terminated lines, no empty line */
+    char *headers; /* final header block: CRLF-terminated lines, no empty line */
     size_t headers_len;
-    int body_fd;         /* canonical CRLF body, read from offset 0; -1 none */
+    int body_fd; /* canonical CRLF body, read from offset 0; -1 none */
     off_t body_len;
-    bool eightbit;       /* 8-bit octets in the header block or body */
-    char *message_id;    /* the Message-ID value, for logs */
-    size_t nul_removed;  /* NUL octets dropped from the body (already warned about) */
-    bool reencoded;      /* the body was re-encoded quoted-printable (long lines) */
-    bool folded;         /* over-long body lines were cut at 998 octets */
-    bool body_8bit;      /* 8-bit octets in the body as it will be sent */
+    bool eightbit;      /* 8-bit octets in the header block or body */
+    char *message_id;   /* the Message-ID value, for logs */
+    size_t nul_removed; /* NUL octets dropped from the body (already warned about) */
+    bool reencoded;     /* the body was re-encoded quoted-printable (long lines) */
+    bool folded;        /* over-long body lines were cut at 998 octets */
+    bool body_8bit;     /* 8-bit octets in the body as it will be sent */
 };
 
 struct message_params {
-    const struct opts *opts;   /* -t, -i, -f, -F, -B, recipients in args */
+    const struct opts *opts; /* -t, -i, -f, -F, -B, recipients in args */
     const struct conf *conf;
-    const char *user;          /* login name (default sender); NULL: envelope_login_name() */
-    const char *spool_dir;     /* where O_TMPFILE body files are created */
+    const char *user;      /* login name (default sender); NULL: envelope_login_name() */
+    const char *spool_dir; /* where O_TMPFILE body files are created */
     /* Set by -bs: envelope from MAIL/RCPT instead of opts (never -t). */
     const char *smtp_sender;
     char *const *smtp_rcpts;

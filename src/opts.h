@@ -61,22 +61,22 @@ enum opts_errors {
 
 struct opts {
     enum opts_mode mode;
-    bool extract;           /* -t */
-    bool ignore_dots;       /* -i, -oi: a lone "." does not end the input */
-    const char *sender;     /* -f/-r; "" is the null sender <>; NULL unset */
-    const char *fullname;   /* -F; NULL unset */
-    const char *config;     /* -C FILE; NULL unset */
-    bool verbose;           /* -v */
-    unsigned notify;        /* -N, enum opts_notify bits */
-    enum opts_ret ret;      /* -R */
-    const char *envid;      /* -V; NULL unset */
-    enum opts_body body;    /* -B */
-    bool queue_only;        /* -odq (and -odd) */
-    enum opts_errors errors;/* -oe* */
-    bool flush_due_only;    /* --due with -q: only messages whose retry time has come */
+    bool extract;             /* -t */
+    bool ignore_dots;         /* -i, -oi: a lone "." does not end the input */
+    const char *sender;       /* -f/-r; "" is the null sender <>; NULL unset */
+    const char *fullname;     /* -F; NULL unset */
+    const char *config;       /* -C FILE; NULL unset */
+    bool verbose;             /* -v */
+    unsigned notify;          /* -N, enum opts_notify bits */
+    enum opts_ret ret;        /* -R */
+    const char *envid;        /* -V; NULL unset */
+    enum opts_body body;      /* -B */
+    bool queue_only;          /* -odq (and -odd) */
+    enum opts_errors errors;  /* -oe* */
+    bool flush_due_only;      /* --due with -q: only messages whose retry time has come */
     const char *queue_filter; /* -qIsubstr: only ids containing substr; NULL = all */
-    char **args;            /* recipients (send/verify) or ids (delete), NULL-terminated;
-                               NULL when nargs == 0; other modes ignore arguments */
+    char **args;              /* recipients (send/verify) or ids (delete), NULL-terminated;
+                                 NULL when nargs == 0; other modes ignore arguments */
     size_t nargs;
 };
 

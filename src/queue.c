@@ -1841,8 +1841,8 @@ static void queue_settle(struct queue *q, const struct conf *c, struct queue_msg
         qr->failure = rr->failure;
         char why[RESULT_TEXT_MAX];
         relay_reply_describe(&rr->reply, rr->failure,
-                             rr->reply.code == 0 && session_text != NULL ? session_text : NULL,
-                             why, sizeof why);
+                             rr->reply.code == 0 && session_text != NULL ? session_text : NULL, why,
+                             sizeof why);
         switch (rr->state) {
         case RELAY_DELIVERED:
             qr->state = QUEUE_RCPT_DELIVERED;

@@ -28,31 +28,31 @@ enum relay_state {
 
 /* A server reply, sanitised: no control characters, at most one line. */
 struct relay_reply {
-    int code;          /* 0 = stage not reached */
-    char enh[16];      /* "5.1.1" or "" */
+    int code;     /* 0 = stage not reached */
+    char enh[16]; /* "5.1.1" or "" */
     char text[256];
 };
 
 struct relay_rcpt {
     const char *addr;
-    unsigned notify;         /* enum opts_notify bits, 0 = none */
-    enum relay_state state;  /* in: PENDING or SKIP; out: final state */
+    unsigned notify;        /* enum opts_notify bits, 0 = none */
+    enum relay_state state; /* in: PENDING or SKIP; out: final state */
     struct relay_reply reply;
     enum result_failure failure; /* why, when DEFERRED or FAILED */
 };
 
 struct relay_item {
-    const char *sender;          /* "" = <> */
+    const char *sender; /* "" = <> */
     struct relay_rcpt *rcpts;
     size_t nrcpts;
-    const char *headers;         /* header block, CRLF lines, no empty line */
+    const char *headers; /* header block, CRLF lines, no empty line */
     size_t headers_len;
-    int body_fd;                 /* canonical CRLF body, read with pread from 0 */
+    int body_fd; /* canonical CRLF body, read with pread from 0 */
     off_t body_len;
     bool eightbit;
-    enum opts_body body;         /* -B */
-    enum opts_ret ret;           /* -R */
-    const char *envid;           /* -V, NULL unset */
+    enum opts_body body; /* -B */
+    enum opts_ret ret;   /* -R */
+    const char *envid;   /* -V, NULL unset */
     /*
      * Optional: called once, before the first byte of the message, when the
      * item is 8-bit and the server does not offer 8BITMIME (RFC 6152).  It
@@ -69,7 +69,7 @@ struct relay_item {
 struct relay_settings {
     const struct conf *conf;
     const struct conf_account *account;
-    bool verify_only;            /* -bv: RCPT only, never transfer a message */
+    bool verify_only; /* -bv: RCPT only, never transfer a message */
 };
 
 /*

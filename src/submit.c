@@ -53,13 +53,13 @@ static struct submit_tally submit_count(const struct relay_item *it)
         } else if (rc->state == RELAY_FAILED) {
             t.failed++;
             if (t.perm_failure == RESULT_FAIL_NONE)
-                t.perm_failure = rc->failure != RESULT_FAIL_NONE ? rc->failure
-                                                                 : RESULT_FAIL_PERM_REPLY;
+                t.perm_failure =
+                    rc->failure != RESULT_FAIL_NONE ? rc->failure : RESULT_FAIL_PERM_REPLY;
         } else {
             t.deferred++;
             if (t.temp_failure == RESULT_FAIL_NONE)
-                t.temp_failure = rc->failure != RESULT_FAIL_NONE ? rc->failure
-                                                                 : RESULT_FAIL_TEMP_REPLY;
+                t.temp_failure =
+                    rc->failure != RESULT_FAIL_NONE ? rc->failure : RESULT_FAIL_TEMP_REPLY;
         }
     }
     return t;
@@ -74,8 +74,8 @@ static void submit_log_line(const struct message *m, const struct relay_item *it
     size_t off = 0;
     rcpts[0] = '\0';
     for (size_t i = 0; i < it->nrcpts && off < sizeof rcpts; i++) {
-        int n = snprintf(rcpts + off, sizeof rcpts - off, "%s<%s>", i ? "," : "",
-                         it->rcpts[i].addr);
+        int n =
+            snprintf(rcpts + off, sizeof rcpts - off, "%s<%s>", i ? "," : "", it->rcpts[i].addr);
         if (n < 0)
             break;
         off += (size_t)n;
@@ -111,8 +111,8 @@ static bool submit_downgrade(struct relay_item *it, void *arg)
 
 /* Stores m with the per-recipient states of it; fills rep->id. */
 static enum outcome submit_store(struct queue *q, const struct message *m,
-                                 const struct relay_item *it, const struct opts *o,
-                                 const char *why, struct submit_report *rep, struct result *r)
+                                 const struct relay_item *it, const struct opts *o, const char *why,
+                                 struct submit_report *rep, struct result *r)
 {
     struct queue_meta meta = {
         .rcpts = it != NULL ? it->rcpts : NULL,
@@ -213,8 +213,7 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
                 result_set(r, OUTCOME_OK, "no smarthost is configured; message queued as %s",
                            rep->id);
         } else {
-            rc = result_set(r, OUTCOME_CONFIG,
-                            "no smarthost is configured (no account in %s)",
+            rc = result_set(r, OUTCOME_CONFIG, "no smarthost is configured (no account in %s)",
                             conf->path ? conf->path : SYSCONFDIR "/postie.conf");
         }
         goto out;
@@ -289,10 +288,10 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
     /* What the caller sees: a permanent failure outranks a deferral. */
     enum result_failure kind = RESULT_FAIL_NONE;
     if (t.failed > 0) {
-        bool whole = it.failure == RESULT_FAIL_PERM_REPLY ||
-                     it.failure == RESULT_FAIL_EXTENSION || session != RESULT_FAIL_NONE;
-        kind = whole && t.delivered == 0 && t.deferred == 0 ? t.perm_failure
-                                                             : RESULT_FAIL_SOME_RCPTS;
+        bool whole = it.failure == RESULT_FAIL_PERM_REPLY || it.failure == RESULT_FAIL_EXTENSION ||
+                     session != RESULT_FAIL_NONE;
+        kind =
+            whole && t.delivered == 0 && t.deferred == 0 ? t.perm_failure : RESULT_FAIL_SOME_RCPTS;
         if (kind == RESULT_FAIL_PERM_REPLY || kind == RESULT_FAIL_EXTENSION)
             kind = whole ? kind : RESULT_FAIL_SOME_RCPTS;
     } else if (t.deferred > 0) {
@@ -313,9 +312,9 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
                        result_failure_text(kind), t.failed, it.nrcpts,
                        queued ? "; the rest are queued" : "", rejected);
         else
-            result_set(r, OUTCOME_OK, "%zu of %zu recipients rejected; %s", t.failed,
-                       it.nrcpts, dsn_mailed ? "a delivery status notification was queued"
-                                             : "see the messages above");
+            result_set(r, OUTCOME_OK, "%zu of %zu recipients rejected; %s", t.failed, it.nrcpts,
+                       dsn_mailed ? "a delivery status notification was queued"
+                                  : "see the messages above");
         rep->flush_wanted = t.delivered > 0;
     } else if (queued) {
         submit_log_line(&m, &it, acct, rep->id, "deferred", why);
@@ -323,9 +322,10 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
     } else {
         submit_log_line(&m, &it, acct, rep->id, "deferred", why);
         result_set(r, rc, "%s%s", why,
-                   q == NULL && submit_queue_enabled(conf) ? "; the queue is unusable, message not queued"
-                   : q == NULL                            ? "; the queue is off, message not queued"
-                                                          : "; message not queued");
+                   q == NULL && submit_queue_enabled(conf)
+                       ? "; the queue is unusable, message not queued"
+                   : q == NULL ? "; the queue is off, message not queued"
+                               : "; message not queued");
     }
 
 out:
@@ -386,8 +386,8 @@ enum outcome submit_verify(const struct submit_params *p, FILE *out, struct resu
             rc = result_set(r, result_delivery(session, false, false), "%s",
                             result_failure_text(session));
         else if (bad > 0)
-            rc = result_set(r, OUTCOME_NOUSER, "%zu of %zu addresses not accepted", bad,
-                            env.nrcpts);
+            rc =
+                result_set(r, OUTCOME_NOUSER, "%zu of %zu addresses not accepted", bad, env.nrcpts);
     }
     free(rcpts);
     envelope_free(&env);

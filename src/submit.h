@@ -17,17 +17,17 @@
 struct submit_params {
     const struct opts *opts;
     const struct conf *conf;
-    const char *user;           /* login name; NULL: envelope_login_name() when needed */
-    const char *smtp_sender;    /* -bs only */
-    char *const *smtp_rcpts;    /* -bs only */
+    const char *user;        /* login name; NULL: envelope_login_name() when needed */
+    const char *smtp_sender; /* -bs only */
+    char *const *smtp_rcpts; /* -bs only */
     size_t smtp_nrcpts;
 };
 
 struct submit_report {
-    bool delivered;             /* every recipient accepted by the smarthost */
-    bool queued;                /* (part of) the message is safe in the queue */
-    bool flush_wanted;          /* a delivery worked: due queued mail may follow */
-    char id[48];                /* queue id or message id, for -bs replies */
+    bool delivered;    /* every recipient accepted by the smarthost */
+    bool queued;       /* (part of) the message is safe in the queue */
+    bool flush_wanted; /* a delivery worked: due queued mail may follow */
+    char id[48];       /* queue id or message id, for -bs replies */
 };
 
 /*

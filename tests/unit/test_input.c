@@ -269,7 +269,10 @@ static void test_eightbit_and_longest(void **state)
     assert_false(x.in.body_utf8);
     run_free(&x);
     /* a lead octet followed by ASCII, then a stray continuation octet */
-    RUN(&x, "To: a@x\n\nx\xc3" "Ab\xa9\n", false);
+    RUN(&x,
+        "To: a@x\n\nx\xc3"
+        "Ab\xa9\n",
+        false);
     assert_true(x.in.body_8bit);
     assert_false(x.in.body_utf8);
     run_free(&x);
