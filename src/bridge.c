@@ -157,12 +157,19 @@ static int bridge_connect_one(const struct addrinfo *ai, int timeout_ms)
         errno = e;
         return -1;
     }
-    long long deadline = bridge_now_ms() + timeout_ms;
+    /* The clock is read only if a signal interrupts the wait (a clock read
+     * costs two page faults on a short run). */
+    long long deadline = -1;
+    int wait_ms = timeout_ms;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLOUT};
-        int n = poll(&p, 1, bridge_remaining(deadline));
-        if (n < 0 && errno == EINTR)
+        int n = poll(&p, 1, wait_ms);
+        if (n < 0 && errno == EINTR) {
+            if (deadline < 0)
+                deadline = bridge_now_ms() + timeout_ms; /* a little late: errs long */
+            wait_ms = bridge_remaining(deadline);
             continue;
+        }
         if (n <= 0) {
             close(fd);
             errno = n == 0 ? ETIMEDOUT : errno;
