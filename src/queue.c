@@ -494,7 +494,7 @@ static bool queue_parse_rcpt(char *rest, struct queue_rcpt *rc)
     char *text = queue_unescape_text(w[6], strlen(w[6]), true);
     if (text == NULL)
         return false;
-    snprintf(rc->reply.text, sizeof rc->reply.text, "%s", text);
+    rc->reply.text = relay_text(text);
     free(text);
     return true;
 }
@@ -1434,8 +1434,8 @@ static void queue_put_reason(FILE *out, const struct relay_rcpt *rr)
             queue_put_ascii(out, rr->reply.enh);
         }
         fputc(' ', out);
-        queue_put_ascii(out, rr->reply.text);
-    } else if (rr->reply.text[0] != '\0') {
+        queue_put_ascii(out, rr->reply.text != NULL ? rr->reply.text : "");
+    } else if (rr->reply.text != NULL) {
         queue_put_ascii(out, rr->reply.text);
     } else {
         queue_put_ascii(out, result_failure_text(rr->failure));

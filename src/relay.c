@@ -113,11 +113,12 @@ struct relay_session {
 void relay_reply_describe(const struct relay_reply *reply, enum result_failure f,
                           const char *fallback, char *buf, size_t len)
 {
+    const char *text = reply->text != NULL ? reply->text : "";
     if (reply->code != 0)
         snprintf(buf, len, "%d%s%s %s", reply->code, reply->enh[0] != '\0' ? " " : "", reply->enh,
-                 reply->text);
-    else if (reply->text[0] != '\0')
-        snprintf(buf, len, "%s", reply->text);
+                 text);
+    else if (text[0] != '\0')
+        snprintf(buf, len, "%s", text);
     else if (fallback != NULL && fallback[0] != '\0')
         snprintf(buf, len, "%s", fallback);
     else
@@ -141,6 +142,53 @@ static void relay_sanitize(char *dst, size_t len, const char *src)
     dst[n] = '\0';
 }
 
+/* The pool behind relay_text(): a chained hash table, never shrunk. */
+struct relay_text_entry {
+    struct relay_text_entry *next;
+    size_t hash;
+    char s[];
+};
+static struct relay_text_entry **relay_texts;
+static size_t relay_texts_size, relay_texts_count;
+
+const char *relay_text(const char *raw)
+{
+    char buf[RELAY_TEXT_MAX + 1];
+    relay_sanitize(buf, sizeof buf, raw);
+    if (buf[0] == '\0')
+        return NULL;
+    size_t h = 14695981039346656037ULL; /* FNV-1a */
+    size_t n = 0;
+    for (; buf[n] != '\0'; n++)
+        h = (h ^ (unsigned char)buf[n]) * 1099511628211ULL;
+    if (relay_texts_size > 0) {
+        for (struct relay_text_entry *e = relay_texts[h % relay_texts_size]; e != NULL; e = e->next)
+            if (e->hash == h && strcmp(e->s, buf) == 0)
+                return e->s;
+    }
+    if (relay_texts_count >= relay_texts_size) {
+        size_t size = relay_texts_size ? relay_texts_size * 2 : 64;
+        struct relay_text_entry **t = mem_array(size, sizeof *t);
+        for (size_t i = 0; i < relay_texts_size; i++) {
+            for (struct relay_text_entry *e = relay_texts[i], *next; e != NULL; e = next) {
+                next = e->next;
+                e->next = t[e->hash % size];
+                t[e->hash % size] = e;
+            }
+        }
+        free(relay_texts);
+        relay_texts = t;
+        relay_texts_size = size;
+    }
+    struct relay_text_entry *e = mem_resize(NULL, sizeof *e + n + 1, 1);
+    e->hash = h;
+    memcpy(e->s, buf, n + 1);
+    e->next = relay_texts[h % relay_texts_size];
+    relay_texts[h % relay_texts_size] = e;
+    relay_texts_count++;
+    return e->s;
+}
+
 static void relay_copy_status(struct relay_reply *out, const smtp_status_t *st)
 {
     memset(out, 0, sizeof *out);
@@ -150,13 +198,13 @@ static void relay_copy_status(struct relay_reply *out, const smtp_status_t *st)
     if (st->enh_class > 0)
         snprintf(out->enh, sizeof out->enh, "%d.%d.%d", st->enh_class % 10, st->enh_subject % 1000,
                  st->enh_detail % 1000);
-    relay_sanitize(out->text, sizeof out->text, st->text);
+    out->text = relay_text(st->text);
 }
 
 static void relay_set_text(struct relay_reply *out, const char *text)
 {
     memset(out, 0, sizeof *out);
-    relay_sanitize(out->text, sizeof out->text, text);
+    out->text = relay_text(text);
 }
 
 /* An address libESMTP may print verbatim in MAIL/RCPT (it validates nothing). */
@@ -682,7 +730,7 @@ static void relay_collect(struct relay_msg *mm, enum result_failure sf, const ch
                 break;
             }
     }
-    if (it->failure != RESULT_FAIL_NONE && it->reply.code == 0 && it->reply.text[0] == '\0')
+    if (it->failure != RESULT_FAIL_NONE && it->reply.code == 0 && it->reply.text == NULL)
         relay_set_text(&it->reply, sf_text);
 }
 

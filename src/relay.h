@@ -26,12 +26,28 @@ enum relay_state {
     RELAY_SKIP,        /* not to be tried (already delivered or failed) */
 };
 
-/* A server reply, sanitised: no control characters, at most one line. */
+/*
+ * A server reply, sanitised: no control characters, at most one line.  The
+ * text is shared (relay_text()): replies are copied by value and never own
+ * or free it.
+ */
 struct relay_reply {
-    int code;     /* 0 = stage not reached */
-    char enh[16]; /* "5.1.1" or "" */
-    char text[256];
+    int code;         /* 0 = stage not reached */
+    char enh[16];     /* "5.1.1" or "" */
+    const char *text; /* NULL: none */
 };
+
+/* Longest reply text kept, in octets. */
+#define RELAY_TEXT_MAX 255
+
+/*
+ * raw as a reply text: up to the first line end, control characters as
+ * '?', trailing blanks and anything past RELAY_TEXT_MAX octets dropped;
+ * NULL for NULL or an empty result.  Each distinct text is stored once, for
+ * the life of the process (a message to 100,000 recipients who are all told
+ * "OK" keeps one copy).
+ */
+const char *relay_text(const char *raw);
 
 struct relay_rcpt {
     const char *addr;

@@ -538,7 +538,7 @@ class HostileInputTests(Base):
     def test_many_distinct_recipients_in_linear_time(self):
         """A 1 MB To: of 119,000 short distinct addresses (under the header cap):
         de-duplication must not be quadratic (it once took minutes of CPU).  Peak
-        memory grows with the recipients (about 850 octets each), bounded by the
+        memory grows with the recipients (about 310 octets each), bounded by the
         header cap."""
         qdir = os.path.join(self.tmp.path, "queue")
         os.mkdir(qdir, 0o700)
@@ -555,7 +555,7 @@ class HostileInputTests(Base):
                                                timeout=30, env=self.env)
         self.assertIn(rc, (EX_OK, EX_DATAERR), err[-500:])
         self.assertLess(secs, 15, "%d recipients took %.1f s" % (len(parts), secs))
-        self.assertLess(rss, 160 * 1024 + self.RSS_SLACK_KB, "peak RSS %d kB" % rss)
+        self.assertLess(rss, 56 * 1024 + self.RSS_SLACK_KB, "peak RSS %d kB" % rss)
 
 
 class StdFdTests(Base):
