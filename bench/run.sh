@@ -32,35 +32,16 @@ for tool in esmtp msmtp /usr/bin/time; do
         { echo "bench: $tool missing (apt-get install -y esmtp msmtp time)" >&2; exit 1; }
 done
 
-# ---- Postfix's smtp-sink, unpacked, not installed
-SINK=$CACHE/root/usr/sbin/smtp-sink
-if [ ! -x "$SINK" ]; then
-    mkdir -p "$CACHE"
-    (cd "$CACHE" && apt-get download postfix >/dev/null 2>&1 && dpkg-deb -x postfix_*.deb root)
-fi
-export LD_LIBRARY_PATH=$CACHE/root/usr/lib/postfix
-
 WORK=$(mktemp -d /tmp/postie-bench.XXXXXX)
-SINK_PID=
 cleanup() {
-    [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null || true
+    [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
+. "$(dirname "$0")/common.sh"
 
-# A free port: let the kernel pick one, then hand it to smtp-sink.
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-SINK_USER=
-[ "$(id -u)" = 0 ] && SINK_USER="-u nobody"
-# -c: a running tally of sessions and transactions on stdout.  Backlog 128.
-"$SINK" $SINK_USER -c 127.0.0.1:"$PORT" 128 >"$WORK/sink.out" 2>"$WORK/sink.err" &
-SINK_PID=$!
-i=0
-until /usr/bin/python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$PORT),1).close()" 2>/dev/null; do
-    i=$((i + 1))
-    [ $i -lt 100 ] || { echo "bench: smtp-sink did not start" >&2; cat "$WORK/sink.err" >&2; exit 1; }
-    sleep 0.05
-done
+PORT=$(bench_free_port)
+bench_start_sink "$PORT"
 
 # ---- client configurations (plaintext, no AUTH: measures the clients, not TLS)
 cat >"$WORK/postie.conf" <<EOF
@@ -94,23 +75,7 @@ EOF
 chmod 600 "$WORK/msmtprc"
 
 # ---- messages
-/usr/bin/python3 - "$WORK" "$LARGE_MB" <<'EOF'
-import sys
-work, mb = sys.argv[1], int(sys.argv[2])
-hdr = (b"From: Bench <bench@bench.example>\r\nTo: sink@example.org\r\n"
-       b"Subject: bench\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\n"
-       b"Message-ID: <bench.%d@bench.example>\r\n\r\n")
-line = b"The quick brown fox jumps over the lazy dog; 0123456789 abcdefghijklmnopqrst\r\n"
-with open(work + "/small.eml", "wb") as f:
-    f.write(hdr % 1 + line * 13)
-with open(work + "/large.eml", "wb") as f:
-    f.write(hdr % 2)
-    chunk = line * 8192
-    left = mb * 1024 * 1024
-    while left > 0:
-        f.write(chunk[:left])
-        left -= len(chunk)
-EOF
+bench_messages "$LARGE_MB"
 
 echo "postie bench: smtp-sink on 127.0.0.1:$PORT, $(nproc) CPUs, RUNS=$RUNS LARGE_MB=$LARGE_MB NRCPT=$NRCPT"
 echo "$("$POSTIE" --version 2>/dev/null | head -1), $(msmtp --version | head -1), esmtp $(dpkg-query -W -f '${Version}' esmtp 2>/dev/null)"
@@ -123,7 +88,6 @@ echo
     esmtp esmtp -C "$WORK/esmtprc" -f bench@bench.example -- \; \
     msmtp msmtp -C "$WORK/msmtprc" -f bench@bench.example -- \;
 
-tally() { tr '\r' '\n' <"$WORK/sink.out" | grep -v '^$' | tail -1; }
 
 if [ "$FLUSH" -gt 0 ]; then
     mkdir -m 700 "$WORK/queue"
@@ -137,10 +101,10 @@ if [ "$FLUSH" -gt 0 ]; then
         i=$((i + 1))
     done
     end=$(date +%s.%N)
-    before=$(tally)
+    before=$(bench_tally)
     /usr/bin/time -f "%e %U %S %M" -o "$WORK/flush.time" "$POSTIE" -C "$WORK/queue.conf" -q
     sleep 0.2
-    after=$(tally)
+    after=$(bench_tally)
     read -r fw fu fs fm <"$WORK/flush.time"
     echo
     echo "queue: $FLUSH messages queued with -odq in $(echo "$end - $start" | bc) s"
@@ -155,4 +119,4 @@ kill "$SINK_PID" 2>/dev/null || true
 wait "$SINK_PID" 2>/dev/null || true
 SINK_PID=
 echo
-echo "smtp-sink tally (-c): $(tally)"
+echo "smtp-sink tally (-c): $(bench_tally)"

@@ -28,45 +28,22 @@ for tool in msmtp stunnel openssl /usr/bin/time; do
         { echo "bench: $tool missing (apt-get install -y msmtp stunnel4 openssl time)" >&2; exit 1; }
 done
 
-SINK=$CACHE/root/usr/sbin/smtp-sink
-if [ ! -x "$SINK" ]; then
-    mkdir -p "$CACHE"
-    (cd "$CACHE" && apt-get download postfix >/dev/null 2>&1 && dpkg-deb -x postfix_*.deb root)
-fi
-
 WORK=$(mktemp -d /tmp/postie-bench-tls.XXXXXX)
-SINK_PID=
 cleanup() {
-    [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null || true
+    [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null || true
     [ -f "$WORK/stunnel.pid" ] && kill "$(cat "$WORK/stunnel.pid")" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
-
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    i=0
-    until /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),1).close()" 2>/dev/null; do
-        i=$((i + 1))
-        [ $i -lt 100 ] || { echo "bench: nothing listens on port $1" >&2; exit 1; }
-        sleep 0.05
-    done
-}
+. "$HERE/common.sh"
 
 # ---- smtp-sink on a plaintext port, stunnel in front of it
-PLAIN=$(free_port)
-SINK_USER=
-[ "$(id -u)" = 0 ] && SINK_USER="-u nobody"
-LD_LIBRARY_PATH=$CACHE/root/usr/lib/postfix "$SINK" $SINK_USER -c 127.0.0.1:"$PLAIN" 128 \
-    >"$WORK/sink.out" 2>"$WORK/sink.err" &
-SINK_PID=$!
-wait_port "$PLAIN"
+PLAIN=$(bench_free_port)
+bench_start_sink "$PLAIN"
 
 sh "$HERE/../tests/mkcerts.sh" ca "$WORK/ca"
 sh "$HERE/../tests/mkcerts.sh" issue "$WORK/ca" server DNS:localhost IP:127.0.0.1
-TLS=$(free_port)
+TLS=$(bench_free_port)
 cat >"$WORK/stunnel.conf" <<EOF
 pid = $WORK/stunnel.pid
 output = $WORK/stunnel.log
@@ -77,7 +54,7 @@ cert = $WORK/ca/server.pem
 key = $WORK/ca/server.key
 EOF
 stunnel "$WORK/stunnel.conf"
-wait_port "$TLS"
+bench_wait_port "$TLS" stunnel
 
 # ---- client configurations: implicit TLS, the test CA, no AUTH
 cat >"$WORK/postie.conf" <<EOF
@@ -108,24 +85,7 @@ syslog off
 EOF
 chmod 600 "$WORK/postie.conf" "$WORK/msmtprc"
 
-# ---- the same messages as run.sh
-/usr/bin/python3 - "$WORK" "$LARGE_MB" <<'EOF'
-import sys
-work, mb = sys.argv[1], int(sys.argv[2])
-hdr = (b"From: Bench <bench@bench.example>\r\nTo: sink@example.org\r\n"
-       b"Subject: bench\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\n"
-       b"Message-ID: <bench.%d@bench.example>\r\n\r\n")
-line = b"The quick brown fox jumps over the lazy dog; 0123456789 abcdefghijklmnopqrst\r\n"
-with open(work + "/small.eml", "wb") as f:
-    f.write(hdr % 1 + line * 13)
-with open(work + "/large.eml", "wb") as f:
-    f.write(hdr % 2)
-    chunk = line * 8192
-    left = mb * 1024 * 1024
-    while left > 0:
-        f.write(chunk[:left])
-        left -= len(chunk)
-EOF
+bench_messages "$LARGE_MB"
 
 echo "postie TLS bench: smtp-sink behind stunnel (implicit TLS) on 127.0.0.1:$TLS, $(nproc) CPUs," \
     "RUNS=$RUNS LARGE_MB=$LARGE_MB NRCPT=$NRCPT"
@@ -135,4 +95,4 @@ echo
     postie "$POSTIE" -C "$WORK/postie.conf" -i -f bench@bench.example -- \; \
     msmtp msmtp -C "$WORK/msmtprc" -f bench@bench.example -- \;
 echo
-echo "smtp-sink tally (-c): $(tr '\r' '\n' <"$WORK/sink.out" | grep -v '^$' | tail -1)"
+echo "smtp-sink tally (-c): $(bench_tally)"

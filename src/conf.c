@@ -744,46 +744,18 @@ static enum outcome conf_parse_text(const char *name, const char *text, size_t l
     return OUTCOME_OK;
 }
 
-/* Reads all of fp (at most CONF_FILE_MAX bytes) into a NUL-terminated buffer. */
-static enum outcome conf_read_all(const char *name, FILE *fp, char **out, size_t *len,
-                                  struct result *r)
+/*
+ * Reads all of fp, or of the descriptor fd when fp is NULL, into a
+ * NUL-terminated buffer: at most CONF_FILE_MAX bytes, the buffer starting at
+ * cap bytes (for a regular file: its size + 1, so that the read that sees
+ * the end needs no second buffer).
+ */
+static enum outcome conf_read_all(const char *name, FILE *fp, int fd, size_t cap, char **out,
+                                  size_t *len, struct result *r)
 {
-    size_t cap = 4096, n = 0;
-    char *buf = mem_alloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            if (cap >= CONF_FILE_MAX) {
-                free(buf);
-                return result_set(r, OUTCOME_CONFIG, "%s: larger than 1 MiB", name);
-            }
-            cap *= 2;
-            buf = mem_resize(buf, cap + 1, 1);
-        }
-        size_t got = fread(buf + n, 1, cap - n, fp);
-        n += got;
-        if (got == 0) {
-            if (ferror(fp)) {
-                int e = errno;
-                free(buf);
-                return result_set(r, OUTCOME_CONFIG, "cannot read %s: %s", name, strerror(e));
-            }
-            break;
-        }
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return OUTCOME_OK;
-}
-
-/* The same from a regular file's descriptor, sized by fstat() (no stdio:
- * fewer system calls on every run). */
-static enum outcome conf_read_fd(const char *name, int fd, off_t size, char **out, size_t *len,
-                                 struct result *r)
-{
-    if (size > CONF_FILE_MAX)
-        return result_set(r, OUTCOME_CONFIG, "%s: larger than 1 MiB", name);
-    size_t cap = (size_t)size + 1, n = 0; /* + 1: the read that sees the end */
+    if (cap == 0 || cap > CONF_FILE_MAX)
+        cap = cap == 0 ? 4096 : CONF_FILE_MAX;
+    size_t n = 0;
     char *buf = mem_resize(NULL, cap + 1, 1);
     for (;;) {
         if (n == cap) {
@@ -791,12 +763,18 @@ static enum outcome conf_read_fd(const char *name, int fd, off_t size, char **ou
                 free(buf);
                 return result_set(r, OUTCOME_CONFIG, "%s: larger than 1 MiB", name);
             }
-            cap *= 2;
+            cap = cap * 2 < CONF_FILE_MAX ? cap * 2 : CONF_FILE_MAX;
             buf = mem_resize(buf, cap + 1, 1);
         }
-        ssize_t got = read(fd, buf + n, cap - n);
-        if (got < 0 && errno == EINTR)
-            continue;
+        ssize_t got;
+        if (fp != NULL) {
+            size_t g = fread(buf + n, 1, cap - n, fp);
+            got = g > 0 ? (ssize_t)g : ferror(fp) ? -1 : 0;
+        } else {
+            got = read(fd, buf + n, cap - n);
+            if (got < 0 && errno == EINTR)
+                continue;
+        }
         if (got < 0) {
             int e = errno;
             free(buf);
@@ -818,7 +796,7 @@ enum outcome conf_parse_file(const char *name, FILE *fp, struct conf *c, struct 
     result_clear(r);
     char *text = NULL;
     size_t len = 0;
-    if (conf_read_all(name, fp, &text, &len, r) != OUTCOME_OK)
+    if (conf_read_all(name, fp, -1, 0, &text, &len, r) != OUTCOME_OK)
         return OUTCOME_CONFIG;
     enum outcome rc = conf_parse_text(name, text, len, false, c, r);
     mem_wipe(text, len);
@@ -906,7 +884,7 @@ static enum outcome conf_load_path(const char *path, enum conf_origin origin, bo
     size_t len = 0;
     /* O_NONBLOCK (so that opening a FIFO could not hang) means nothing for
      * the regular file this is. */
-    enum outcome rc = conf_read_fd(path, fd, st.st_size, &text, &len, r);
+    enum outcome rc = conf_read_all(path, NULL, fd, (size_t)st.st_size + 1, &text, &len, r);
     close(fd);
     if (rc != OUTCOME_OK)
         return rc;
