@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -145,7 +146,7 @@ static void relay_sanitize(char *dst, size_t len, const char *src)
 /* The pool behind relay_text(): a chained hash table, never shrunk. */
 struct relay_text_entry {
     struct relay_text_entry *next;
-    size_t hash;
+    uint64_t hash;
     char s[];
 };
 static struct relay_text_entry **relay_texts;
@@ -157,7 +158,7 @@ const char *relay_text(const char *raw)
     relay_sanitize(buf, sizeof buf, raw);
     if (buf[0] == '\0')
         return NULL;
-    size_t h = 14695981039346656037ULL; /* FNV-1a */
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
     size_t n = 0;
     for (; buf[n] != '\0'; n++)
         h = (h ^ (unsigned char)buf[n]) * 1099511628211ULL;
