@@ -36,6 +36,22 @@ bench_start_sink() {
     bench_wait_port "$1" smtp-sink
 }
 
+# $WORK/postie.conf for a smarthost on 127.0.0.1:$1; the rest of the
+# arguments are extra account lines (the TLS mode and what it needs).
+bench_postie_conf() {
+    port=$1
+    shift
+    {
+        printf 'hostname = "bench.example"\nqueue_dir = ""\naliases = ""\nsyslog = false\n'
+        printf 'account "default" {\n    host = "127.0.0.1"\n    port = %s\n' "$port"
+        for line in "$@"; do
+            printf '    %s\n' "$line"
+        done
+        printf '    from = "bench@bench.example"\n    timeout = 60\n}\n'
+    } >"$WORK/postie.conf"
+    chmod 600 "$WORK/postie.conf"
+}
+
 # The sink's last tally line ("sess=... quit=... mesg=...").
 bench_tally() {
     tr '\r' '\n' <"$WORK/sink.out" | grep -v '^$' | tail -1

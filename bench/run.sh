@@ -44,20 +44,7 @@ PORT=$(bench_free_port)
 bench_start_sink "$PORT"
 
 # ---- client configurations (plaintext, no AUTH: measures the clients, not TLS)
-cat >"$WORK/postie.conf" <<EOF
-hostname = "bench.example"
-queue_dir = ""
-aliases = ""
-syslog = false
-account "default" {
-    host = "127.0.0.1"
-    port = $PORT
-    tls = "none"
-    from = "bench@bench.example"
-    timeout = 60
-}
-EOF
-chmod 600 "$WORK/postie.conf"
+bench_postie_conf "$PORT" 'tls = "none"'
 cat >"$WORK/esmtprc" <<EOF
 hostname = 127.0.0.1:$PORT
 EOF

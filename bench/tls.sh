@@ -57,20 +57,7 @@ stunnel "$WORK/stunnel.conf"
 bench_wait_port "$TLS" stunnel
 
 # ---- client configurations: implicit TLS, the test CA, no AUTH
-cat >"$WORK/postie.conf" <<EOF
-hostname = "bench.example"
-queue_dir = ""
-aliases = ""
-syslog = false
-account "default" {
-    host = "127.0.0.1"
-    port = $TLS
-    tls = "tls"
-    tls_ca_file = "$WORK/ca/ca.pem"
-    from = "bench@bench.example"
-    timeout = 60
-}
-EOF
+bench_postie_conf "$TLS" 'tls = "tls"' "tls_ca_file = \"$WORK/ca/ca.pem\""
 cat >"$WORK/msmtprc" <<EOF
 account default
 host 127.0.0.1
@@ -83,7 +70,7 @@ from bench@bench.example
 domain bench.example
 syslog off
 EOF
-chmod 600 "$WORK/postie.conf" "$WORK/msmtprc"
+chmod 600 "$WORK/msmtprc"
 
 bench_messages "$LARGE_MB"
 
