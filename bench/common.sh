@@ -52,6 +52,20 @@ bench_postie_conf() {
     chmod 600 "$WORK/postie.conf"
 }
 
+# $WORK/msmtprc, the same for msmtp.
+bench_msmtprc() {
+    port=$1
+    shift
+    {
+        printf 'account default\nhost 127.0.0.1\nport %s\nauth off\n' "$port"
+        for line in "$@"; do
+            printf '%s\n' "$line"
+        done
+        printf 'from bench@bench.example\ndomain bench.example\nsyslog off\n'
+    } >"$WORK/msmtprc"
+    chmod 600 "$WORK/msmtprc"
+}
+
 # The sink's last tally line ("sess=... quit=... mesg=...").
 bench_tally() {
     tr '\r' '\n' <"$WORK/sink.out" | grep -v '^$' | tail -1

@@ -49,17 +49,7 @@ cat >"$WORK/esmtprc" <<EOF
 hostname = 127.0.0.1:$PORT
 EOF
 chmod 600 "$WORK/esmtprc"
-cat >"$WORK/msmtprc" <<EOF
-account default
-host 127.0.0.1
-port $PORT
-auth off
-tls off
-from bench@bench.example
-domain bench.example
-syslog off
-EOF
-chmod 600 "$WORK/msmtprc"
+bench_msmtprc "$PORT" "tls off"
 
 # ---- messages
 bench_messages "$LARGE_MB"

@@ -58,19 +58,7 @@ bench_wait_port "$TLS" stunnel
 
 # ---- client configurations: implicit TLS, the test CA, no AUTH
 bench_postie_conf "$TLS" 'tls = "tls"' "tls_ca_file = \"$WORK/ca/ca.pem\""
-cat >"$WORK/msmtprc" <<EOF
-account default
-host 127.0.0.1
-port $TLS
-auth off
-tls on
-tls_starttls off
-tls_trust_file $WORK/ca/ca.pem
-from bench@bench.example
-domain bench.example
-syslog off
-EOF
-chmod 600 "$WORK/msmtprc"
+bench_msmtprc "$TLS" "tls on" "tls_starttls off" "tls_trust_file $WORK/ca/ca.pem"
 
 bench_messages "$LARGE_MB"
 
