@@ -303,8 +303,16 @@ static size_t input_plain_len(const unsigned char *b, size_t n)
         uint64_t cr = x ^ (ones * '\r');
         uint64_t lf = x ^ (ones * '\n');
         uint64_t stop = ((x - ones) & ~x) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf) | x;
-        if ((stop & high) != 0)
+        stop &= high;
+        if (stop != 0) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* The lowest flag marks the first stop octet: a borrow can only
+             * set flags above a real match, never below it. */
+            return k + (size_t)__builtin_ctzll(stop) / 8;
+#else
             break;
+#endif
+        }
     }
     while (k < n && b[k] != '\r' && b[k] != '\n' && b[k] != 0 && b[k] < 0x80)
         k++;
@@ -341,29 +349,32 @@ static size_t input_body_fast(struct input_state *s, const unsigned char *b, siz
 {
     if (s->prev_cr || s->dot_pending || s->utf8_need > 0)
         return 0;
-    size_t i = 0;
+    /* b[from..i) is output as it is (CRLF lines need no change): it is
+     * copied in one piece when something else must be written, or at the end. */
+    size_t i = 0, from = 0;
     while (i < n) {
         if (s->line_len == 0 && b[i] == '.')
             break;
         size_t k = input_plain_len(b + i, n - i);
-        if (k > 0 && (*o = input_copy(s, b + i, k)) != OUTCOME_OK)
-            return i;
         s->line_len += k;
         i += k;
-        size_t eol;
-        if (i < n && b[i] == '\n')
-            eol = 1;
-        else if (i + 1 < n && b[i] == '\r' && b[i + 1] == '\n')
-            eol = 2;
-        else
+        if (i + 1 < n && b[i] == '\r' && b[i + 1] == '\n') {
+            i += 2;
+        } else if (i < n && b[i] == '\n') {
+            /* LF alone: what came before as it is, then CRLF */
+            if ((*o = input_copy(s, b + from, i - from)) != OUTCOME_OK ||
+                (*o = input_copy(s, (const unsigned char *)"\r\n", 2)) != OUTCOME_OK)
+                return i;
+            from = ++i;
+        } else {
             break;
+        }
         if (s->line_len > s->out->longest_line)
             s->out->longest_line = s->line_len;
         s->line_len = 0;
-        if ((*o = input_copy(s, (const unsigned char *)"\r\n", 2)) != OUTCOME_OK)
-            return i;
-        i += eol;
     }
+    if (i > from)
+        *o = input_copy(s, b + from, i - from);
     return i;
 }
 
