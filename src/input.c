@@ -14,7 +14,7 @@
 #include "fdio.h"
 #include "mem.h"
 
-#define INPUT_CHUNK 16384
+#define INPUT_CHUNK 32768
 
 enum input_line {
     INPUT_LINE_START,    /* nothing seen on this header-phase line yet */

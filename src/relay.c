@@ -17,7 +17,7 @@
  *   - the interact callback hands out the credentials only for an allowed
  *     mechanism over a secure link (or allow_plaintext_auth).
  *   - the message callback streams the header block, the empty line and the
- *     body (pread, 64 KiB); for -bv it aborts before the first byte.
+ *     body (pread, 32 KiB); for -bv it aborts before the first byte.
  */
 #include "config.h"
 
@@ -43,7 +43,7 @@
 #include "log.h"
 #include "mem.h"
 
-#define RELAY_CHUNK    (16 * 1024)
+#define RELAY_CHUNK    (32 * 1024)
 #define RELAY_CRED_MAX 255 /* sasl-plain copies into a 513-byte buffer */
 
 enum relay_stage {
