@@ -45,7 +45,7 @@ struct relay_reply {
  * '?', trailing blanks and anything past RELAY_TEXT_MAX octets dropped;
  * NULL for NULL or an empty result.  Each distinct text is stored once, for
  * the life of the process (a message to 100,000 recipients who are all told
- * "OK" keeps one copy).
+ * "OK" keeps one copy).  Not thread-safe: only postie's main thread calls it.
  */
 const char *relay_text(const char *raw);
 
