@@ -936,6 +936,85 @@ class SetgidTests(unittest.TestCase):
         self.assertEqual(owner, 0, "/proc/PID/mem still belongs to the user")
         self.assertEqual(core[0].split()[4:6], ["0", "0"], core)
 
+    def test_password_command_keeps_the_group_for_the_system_configuration(self):
+        """T12/T14 counterpart: the system configuration is read with the group,
+        and its password_command runs with it too (sh -p), so it may read a
+        group-only secret.  The system configuration's path is compiled in
+        (SYSCONFDIR), so this runs a copy of the setgid binary whose path
+        literal points at a scratch directory of the same length; the real
+        SYSCONFDIR is never touched."""
+        out = subprocess.run([POSTIE, "--version"], capture_output=True).stdout.decode()
+        sysconf = re.search(r"^configuration: (/\S+/postie\.conf)$", out, re.M).group(1)
+        dirlen = len(sysconf) - len("/postie.conf")
+        if dirlen < len("/tmp/") + 6:
+            self.skipTest("SYSCONFDIR %s is too short to stand in for" % sysconf[:dirlen])
+        for _ in range(100):
+            scratch = "/tmp/" + "".join(random.choice("abcdefghijklmnopqrstuvwxyz")
+                                        for _ in range(dirlen - len("/tmp/")))
+            try:
+                os.mkdir(scratch, 0o755)
+                break
+            except FileExistsError:
+                continue
+        self.addCleanup(shutil.rmtree, scratch, True)
+        with open(POSTIE, "rb") as f:
+            image = f.read()
+        self.assertIn(sysconf.encode(), image)
+        patched = os.path.join(self.dir, "postie-sgid-sysconf")
+        with open(patched, "wb") as f:
+            f.write(image.replace(sysconf.encode(), (scratch + "/postie.conf").encode()))
+        os.chown(patched, 0, SGID_GID)
+        os.chmod(patched, 0o2755)
+
+        secret = os.path.join(scratch, "secret")          # readable only with the group
+        with open(secret, "w") as f:
+            f.write(PASSWORD + "\n")
+        os.chown(secret, 0, SGID_GID)
+        os.chmod(secret, 0o640)
+        seen = os.path.join(scratch, "egid")               # what the command ran with
+        record = "id -g >%s; " % seen
+        plain_script = os.path.join(scratch, "plain.sh")   # a shell script: sh drops it
+        keeping_script = os.path.join(scratch, "keep.sh")  # #!/bin/sh -p keeps it
+        for path, shebang in ((plain_script, "#!/bin/sh"), (keeping_script, "#!/bin/sh -p")):
+            with open(path, "w") as f:
+                f.write("%s\n%scat %s\n" % (shebang, record, secret))
+            os.chmod(path, 0o755)
+        cases = (("cat %s" % secret, True),       # a program: runs with the group
+                 (keeping_script, True),
+                 (plain_script, False))           # /bin/sh resets the effective group
+        conf = os.path.join(scratch, "postie.conf")
+        for n, (command, works) in enumerate(cases):
+            with self.subTest(password_command=os.path.basename(command)):
+                with open(seen, "w") as f:
+                    pass
+                os.chmod(seen, 0o666)
+                sh = Smarthost(self.dir, auth=["%s:%s" % (USER, PASSWORD)], auth_plaintext=True)
+                self.addCleanup(sh.stop)
+                cmd = record + command if command.startswith("cat") else command
+                with open(conf, "w") as f:
+                    f.write('queue_dir = ""\naliases = ""\nsyslog = false\n'
+                            'account "default" {\n host = "127.0.0.1"\n port = %d\n'
+                            ' tls = "none"\n allow_plaintext_auth = true\n user = "%s"\n'
+                            ' password_command = "%s"\n}\n' % (sh.port, USER, cmd))
+                os.chown(conf, 0, SGID_GID)
+                os.chmod(conf, 0o640)
+                p = self.spawn(patched, ["-t"])
+                rc, out, err = self.finish(p, MSG)
+                self.assertNotIn(PASSWORD, err + out)
+                with open(seen) as f:
+                    egid = f.read().strip()
+                if works:
+                    if "LeakSanitizer has encountered a fatal error" not in err:
+                        self.assertEqual(rc, EX_OK, err)
+                    self.assertEqual(sh.wait_messages(1)[0]["auth_user"], USER, err)
+                    self.assertEqual(egid, str(SGID_GID))
+                else:
+                    if "LeakSanitizer has encountered a fatal error" not in err:
+                        self.assertEqual(rc, EX_CONFIG, err)
+                    self.assertIn("password_command failed", err)
+                    self.assertEqual(egid, str(NOGROUP_GID))
+                    self.assertEqual(sh.messages(), [])
+
     def test_root_caller_drops_the_group_too(self):
         """root running the setgid copy with -C: the group is dropped (root could
         take it back, so the regain check does not apply) and the send works."""
