@@ -125,12 +125,16 @@ static void queue_random_hex(char *out, size_t nhex)
 
 /*
  * "20261128194954-0c35a-1f2e3d4c5b": UTC creation time, microseconds (hex),
- * then 40 random bits.  Ids sort in arrival order.
+ * then 40 random bits.  Ids sort in arrival order: seconds and microseconds
+ * come from one clock reading (a second read apart from them could cross a
+ * second boundary and sort a later message first).  A queue with a test
+ * clock (queue_set_clock()) takes its seconds from that clock.
  */
-static void queue_id_new(time_t now, char id[QUEUE_ID_MAX])
+static void queue_id_new(const struct queue *q, char id[QUEUE_ID_MAX])
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    time_t now = q != NULL && q->clock != 0 ? q->clock : ts.tv_sec;
     struct tm tm;
     gmtime_r(&now, &tm);
     size_t n = strftime(id, QUEUE_ID_MAX, "%Y%m%d%H%M%S-", &tm);
@@ -921,7 +925,7 @@ static enum outcome queue_commit(struct queue *q, struct queue_control *c, int s
         flock(bfd, LOCK_EX);
         int linked = -1, e = 0;
         for (int tries = 0; tries < 16; tries++) {
-            queue_id_new(queue_now(q), c->id);
+            queue_id_new(q, c->id);
             snprintf(body, sizeof body, "%s.body", c->id);
             linked = queue_link_fd(q, bfd, body);
             e = errno;
