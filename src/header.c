@@ -227,6 +227,16 @@ void header_add(struct header_block *h, const char *name, const char *value)
     header_push(h, f.name, f.raw, f.value);
 }
 
+void header_insert(struct header_block *h, size_t at, const char *name, const char *value)
+{
+    if (at > h->n)
+        at = h->n;
+    struct header_field f = header_make(name, value);
+    header_push(h, f.name, f.raw, f.value);
+    memmove(&h->v[at + 1], &h->v[at], (h->n - 1 - at) * sizeof *h->v);
+    h->v[at] = f;
+}
+
 void header_set(struct header_block *h, const char *name, const char *value)
 {
     size_t i = header_find(h, name, 0);

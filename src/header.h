@@ -56,6 +56,9 @@ size_t header_remove(struct header_block *h, const char *name);
 /* Appends a generated field "Name: value", folded at whitespace. */
 void header_add(struct header_block *h, const char *name, const char *value);
 
+/* The same, inserted before field at (at >= n: appended). */
+void header_insert(struct header_block *h, size_t at, const char *name, const char *value);
+
 /*
  * Replaces the first field named name by a generated "Name: value" in place
  * (removing any later ones), or appends it when there is none.

@@ -58,11 +58,37 @@ static const char *message_hostname(const struct conf *c)
     return host;
 }
 
+/* The first Resent- field (the newest resend's block), or h->n. */
+static size_t message_first_resent(const struct header_block *h)
+{
+    size_t i = 0;
+    while (i < h->n && strncasecmp(h->v[i].name, "Resent-", 7) != 0)
+        i++;
+    return i;
+}
+
+/* The From: postie writes when there is none: the sender, else the login name. */
+static char *message_from_value(const struct message_params *p, const struct envelope *env,
+                                const char *domain)
+{
+    char *addr;
+    if (env->sender[0] != '\0') {
+        addr = mem_strdup(env->sender);
+    } else {
+        const char *user = p->user && p->user[0] ? p->user : envelope_login_name();
+        addr = addr_qualify(user, domain);
+    }
+    char *v = header_mailbox(p->opts ? p->opts->fullname : NULL, addr);
+    free(addr);
+    return v;
+}
+
 /* Header edits of DESIGN section 4, once the envelope is known. */
 static void message_edit_headers(const struct message_params *p, const struct envelope *env,
                                  struct header_block *h)
 {
     const char *domain = envelope_qualify_domain(p->conf);
+    bool resent = message_first_resent(h) < h->n;
     header_remove(h, "Bcc");
     header_remove(h, "Resent-Bcc");
     /* libESMTP keeps only the first of these: merge the lists, keep the first single */
@@ -86,17 +112,9 @@ static void message_edit_headers(const struct message_params *p, const struct en
         header_add(h, "To", "undisclosed-recipients:;");
     }
     if (header_find(h, "From", 0) == h->n) {
-        char *addr;
-        if (env->sender[0] != '\0') {
-            addr = mem_strdup(env->sender);
-        } else {
-            const char *user = p->user && p->user[0] ? p->user : envelope_login_name();
-            addr = addr_qualify(user, domain);
-        }
-        char *v = header_mailbox(p->opts ? p->opts->fullname : NULL, addr);
-        header_add(h, "From", v);
-        free(v);
-        free(addr);
+        char *from = message_from_value(p, env, domain);
+        header_add(h, "From", from);
+        free(from);
     }
     if (header_find(h, "Date", 0) == h->n) {
         char *d = header_date(time(NULL));
@@ -107,6 +125,24 @@ static void message_edit_headers(const struct message_params *p, const struct en
         char *id = header_message_id(message_hostname(p->conf));
         header_add(h, "Message-ID", id);
         free(id);
+    }
+    /* A resend (RFC 5322 section 3.6.6) gets what its Resent- block lacks,
+     * inserted at the top of that block, as Postfix's cleanup does. */
+    size_t at = message_first_resent(h);
+    if (resent && header_find(h, "Resent-Message-ID", 0) == h->n) {
+        char *id = header_message_id(message_hostname(p->conf));
+        header_insert(h, at, "Resent-Message-ID", id);
+        free(id);
+    }
+    if (resent && header_find(h, "Resent-From", 0) == h->n) {
+        char *from = message_from_value(p, env, domain);
+        header_insert(h, at, "Resent-From", from);
+        free(from);
+    }
+    if (resent && header_find(h, "Resent-Date", 0) == h->n) {
+        char *d = header_date(time(NULL));
+        header_insert(h, at, "Resent-Date", d);
+        free(d);
     }
 }
 

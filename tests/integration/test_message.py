@@ -193,6 +193,35 @@ class MessageTests(unittest.TestCase):
         self.assertNotIn(b"newbcc", m["data"])
         self.assertIn(b"To: original@example.org\r\n", m["data"])
 
+    def test_resent_block_completed(self):
+        # RFC 5322 3.6.6: a resend carries Resent-Date and Resent-From (and
+        # postie, like Postfix, a Resent-Message-ID), grouped with the rest of
+        # its Resent- block; the original Date, From and Message-ID stay.
+        data = (b"From: alice@example.com\nTo: bob@example.org\nSubject: fwd\n"
+                b"Date: Sat, 28 Nov 2026 10:00:00 +0000\nMessage-ID: <orig@example.com>\n"
+                b"Resent-To: carol@example.net\nResent-Bcc: dave@example.net\n\nbody\n")
+        _, m = self.send(["-t", "-f", "resender@example.com"], data)
+        self.assertEqual(m["rcpt_tos"], ["carol@example.net", "dave@example.net"])
+        head, _ = split(m["data"])
+        self.assertEqual(head[:5], [b"From: alice@example.com", b"To: bob@example.org",
+                                    b"Subject: fwd", b"Date: Sat, 28 Nov 2026 10:00:00 +0000",
+                                    b"Message-ID: <orig@example.com>"])
+        self.assertRegex(head[5], rb"^Resent-Date: \w{3}, \d{1,2} \w{3} \d{4} ")
+        self.assertEqual(head[6], b"Resent-From: resender@example.com")
+        self.assertRegex(head[7], rb"^Resent-Message-ID: <[0-9a-f]+@host\.box\.example>$")
+        self.assertEqual(head[8:], [b"Resent-To: carol@example.net"])
+        # a block with its own Resent-From keeps it and gets only what it lacks,
+        # still as one group
+        _, m = self.send(["-t"], eml("resent-recipients-only.eml"))
+        head, _ = split(m["data"])
+        names = [h.split(b":")[0] for h in head]
+        first = names.index(b"Resent-Date")
+        self.assertEqual(names[first:first + 4], [b"Resent-Date", b"Resent-Message-ID",
+                                                  b"Resent-From", b"Resent-To"])
+        self.assertIn(b"Resent-From: fwd@example.com", head)
+        self.assertEqual(sorted(n for n in names if n.startswith(b"Resent-")),
+                         [b"Resent-Date", b"Resent-From", b"Resent-Message-ID", b"Resent-To"])
+
     def test_never_recipients_from_body_subject_or_x_original_to(self):
         _, m = self.send(["-t"], eml("recipients-not-from-body-or-subject.eml"))
         self.assertEqual(m["rcpt_tos"], ["real@example.org"])

@@ -276,6 +276,20 @@ static void test_set_and_replace(void **state)
     header_free(&h);
 }
 
+static void test_insert(void **state)
+{
+    (void)state;
+    struct header_block h;
+    parse(&h, "A: 1\r\nB: 2\r\n");
+    header_insert(&h, 1, "Resent-Date", "x");
+    header_insert(&h, 0, "First", "0");
+    header_insert(&h, 99, "Last", "9"); /* past the end: appended */
+    char *out = render(&h);
+    assert_string_equal(out, "First: 0\r\nA: 1\r\nResent-Date: x\r\nB: 2\r\nLast: 9\r\n");
+    free(out);
+    header_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_message_id),
         cmocka_unit_test(test_mailbox),
         cmocka_unit_test(test_set_and_replace),
+        cmocka_unit_test(test_insert),
     };
     return TESTLIB_RUN(tests);
 }
