@@ -124,10 +124,11 @@ static void header_field_free(struct header_field *f)
     free(f->value);
 }
 
-size_t header_remove(struct header_block *h, const char *name)
+/* Removes the fields named name at index from and after; returns how many. */
+static size_t header_remove_from(struct header_block *h, const char *name, size_t from)
 {
-    size_t k = 0, removed = 0;
-    for (size_t i = 0; i < h->n; i++) {
+    size_t k = from, removed = 0;
+    for (size_t i = from; i < h->n; i++) {
         if (strcasecmp(h->v[i].name, name) == 0) {
             header_field_free(&h->v[i]);
             removed++;
@@ -137,6 +138,11 @@ size_t header_remove(struct header_block *h, const char *name)
     }
     h->n = k;
     return removed;
+}
+
+size_t header_remove(struct header_block *h, const char *name)
+{
+    return header_remove_from(h, name, 0);
 }
 
 /*
@@ -247,32 +253,13 @@ void header_set(struct header_block *h, const char *name, const char *value)
     struct header_field f = header_make(h->v[i].name, value);
     header_field_free(&h->v[i]);
     h->v[i] = f;
-    /* drop later ones */
-    size_t k = i + 1;
-    for (size_t j = i + 1; j < h->n; j++) {
-        if (strcasecmp(h->v[j].name, name) == 0)
-            header_field_free(&h->v[j]);
-        else
-            h->v[k++] = h->v[j];
-    }
-    h->n = k;
+    header_remove_from(h, name, i + 1);
 }
 
 size_t header_keep_first(struct header_block *h, const char *name)
 {
-    size_t first = header_find(h, name, 0), k = first + 1, removed = 0;
-    if (first == h->n)
-        return 0;
-    for (size_t j = first + 1; j < h->n; j++) {
-        if (strcasecmp(h->v[j].name, name) == 0) {
-            header_field_free(&h->v[j]);
-            removed++;
-        } else {
-            h->v[k++] = h->v[j];
-        }
-    }
-    h->n = k;
-    return removed;
+    size_t first = header_find(h, name, 0);
+    return first == h->n ? 0 : header_remove_from(h, name, first + 1);
 }
 
 void header_replace(struct header_block *h, size_t i, const char *value)
