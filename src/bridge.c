@@ -354,6 +354,29 @@ static bool bridge_ehlo_has(const char *buf, size_t len, const char *kw)
     return false;
 }
 
+/*
+ * Sends cmd (a CRLF-terminated line; verb names it in messages) and reads
+ * the reply into reply (*rlen octets, *code as bridge_read_reply()), both
+ * shown in the -v transcript.  A send failure or a timeout is returned as
+ * the failure; RESULT_FAIL_NONE otherwise, the reply left to the caller.
+ */
+static enum result_failure bridge_command(struct bridge *b, const char *cmd, const char *verb,
+                                          char *reply, size_t size, size_t *rlen, int *code,
+                                          struct result *r)
+{
+    log_transcript("->", cmd, strlen(cmd));
+    long long deadline = bridge_now_ms() + b->timeout_ms;
+    if (!bridge_send_all(b, cmd, strlen(cmd), deadline))
+        return bridge_fail(r, RESULT_FAIL_DROPPED, "%s: sending %s: %s", b->where, verb,
+                           strerror(errno));
+    *code = bridge_read_reply(b, reply, size, rlen, deadline);
+    log_transcript("<-", reply, *rlen);
+    if (*code < 0)
+        return bridge_fail(r, RESULT_FAIL_TIMEOUT, "%s: no reply to %s within %d seconds", b->where,
+                           verb, b->timeout_ms / 1000);
+    return RESULT_FAIL_NONE;
+}
+
 static enum result_failure bridge_starttls(struct bridge *b, const char *ehlo_name,
                                            struct result *r)
 {
@@ -377,18 +400,10 @@ static enum result_failure bridge_starttls(struct bridge *b, const char *ehlo_na
     }
 
     char *cmd = mem_printf("EHLO %s\r\n", ehlo_name != NULL ? ehlo_name : "localhost");
-    log_transcript("->", cmd, strlen(cmd));
-    deadline = bridge_now_ms() + b->timeout_ms;
-    bool sent = bridge_send_all(b, cmd, strlen(cmd), deadline);
+    enum result_failure f = bridge_command(b, cmd, "EHLO", reply, sizeof reply, &rlen, &code, r);
     free(cmd);
-    if (!sent)
-        return bridge_fail(r, RESULT_FAIL_DROPPED, "%s: sending EHLO: %s", b->where,
-                           strerror(errno));
-    code = bridge_read_reply(b, reply, sizeof reply, &rlen, deadline);
-    log_transcript("<-", reply, rlen);
-    if (code < 0)
-        return bridge_fail(r, RESULT_FAIL_TIMEOUT, "%s: no reply to EHLO within %d seconds",
-                           b->where, b->timeout_ms / 1000);
+    if (f != RESULT_FAIL_NONE)
+        return f;
     if (code == 0)
         return bridge_fail(r, rlen == 0 ? RESULT_FAIL_DROPPED : RESULT_FAIL_PROTOCOL, "%s: %s",
                            b->where,
@@ -403,16 +418,9 @@ static enum result_failure bridge_starttls(struct bridge *b, const char *ehlo_na
                            "nothing was sent)",
                            b->where);
 
-    log_transcript("->", "STARTTLS\r\n", 10);
-    deadline = bridge_now_ms() + b->timeout_ms;
-    if (!bridge_send_all(b, "STARTTLS\r\n", 10, deadline))
-        return bridge_fail(r, RESULT_FAIL_DROPPED, "%s: sending STARTTLS: %s", b->where,
-                           strerror(errno));
-    code = bridge_read_reply(b, reply, sizeof reply, &rlen, deadline);
-    log_transcript("<-", reply, rlen);
-    if (code < 0)
-        return bridge_fail(r, RESULT_FAIL_TIMEOUT, "%s: no reply to STARTTLS within %d seconds",
-                           b->where, b->timeout_ms / 1000);
+    f = bridge_command(b, "STARTTLS\r\n", "STARTTLS", reply, sizeof reply, &rlen, &code, r);
+    if (f != RESULT_FAIL_NONE)
+        return f;
     if (code != 220) {
         bridge_last_line(reply, rlen, line, sizeof line);
         return bridge_fail(r, RESULT_FAIL_STARTTLS, "%s: STARTTLS refused: %s", b->where,
