@@ -6,7 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential autoconf automake pkg-config
       libesmtp-dev libconfuse-dev libcmocka-dev libssl-dev
       openssl ca-certificates python3-aiosmtpd mandoc man-db
-      php-cli php-symfony-mailer git git-email bsd-mailx util-linux"
+      php-cli php-symfony-mailer git git-email libmailtools-perl bsd-mailx util-linux"
 # Node.js and npm run the Nodemailer caller test.  A machine that already has
 # a Node.js with its own npm (NodeSource's package bundles it and conflicts
 # with Debian's npm) keeps it.
