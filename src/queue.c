@@ -783,35 +783,6 @@ void queue_close(struct queue *q)
 
 /* ------------------------------------------------------------------ writing */
 
-static bool queue_write_all(int fd, const char *buf, size_t len)
-{
-    int e = fdio_write_all(fd, buf, len);
-    if (e != 0)
-        errno = e;
-    return e == 0;
-}
-
-/* Copies src (from offset 0, with pread) to dst; the byte count in *copied. */
-static bool queue_copy(int src, int dst, off_t *copied)
-{
-    char buf[65536];
-    off_t off = 0;
-    for (;;) {
-        ssize_t n = pread(src, buf, sizeof buf, off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return false;
-        if (n == 0)
-            break;
-        if (!queue_write_all(dst, buf, (size_t)n))
-            return false;
-        off += n;
-    }
-    *copied = off;
-    return true;
-}
-
 /* An unlinked file in the queue directory (O_TMPFILE); -1 with errno. */
 static int queue_tmpfile(struct queue *q)
 {
@@ -904,8 +875,8 @@ static enum outcome queue_commit(struct queue *q, struct queue_control *c, int s
                                   strerror(errno));
             own = true;
             off_t copied = 0;
-            if (src_fd >= 0 && !queue_copy(src_fd, bfd, &copied)) {
-                int e = errno;
+            int e = src_fd >= 0 ? fdio_copy(src_fd, bfd, &copied) : 0;
+            if (e != 0) {
                 close(bfd);
                 return result_set(r, OUTCOME_CANTCREAT,
                                   "cannot write the message body into queue directory %s: %s",
