@@ -29,7 +29,8 @@ struct input_state {
     const struct input_params *p;
     struct input_result *out;
     struct result *r;
-    int body_fd;
+    int *body_fd;
+    bool spilled;
     size_t header_max;
     bool in_body;
     bool first_line;
@@ -47,9 +48,35 @@ struct input_state {
     size_t olen;
 };
 
+/* The body outgrows its memory file: on in a real one, with what it holds. */
+static enum outcome input_spill(struct input_state *s)
+{
+    s->spilled = true;
+    int fd = s->p->spill(s->p->spill_arg, s->r);
+    if (fd < 0)
+        return s->r->outcome;
+    off_t copied = 0;
+    int e = fdio_copy(*s->body_fd, fd, &copied);
+    if (e == 0 && copied != s->out->body_len)
+        e = EIO;
+    if (e != 0) {
+        close(fd);
+        return result_set(s->r, OUTCOME_CANTCREAT, "cannot write the message spool file: %s",
+                          strerror(e));
+    }
+    close(*s->body_fd);
+    *s->body_fd = fd;
+    return OUTCOME_OK;
+}
+
 static enum outcome input_flush(struct input_state *s)
 {
-    int e = fdio_write_all(s->body_fd, s->obuf, s->olen);
+    if (!s->spilled && s->p->spill != NULL && s->out->body_len + (off_t)s->olen > s->p->spill_at) {
+        enum outcome o = input_spill(s);
+        if (o != OUTCOME_OK)
+            return o;
+    }
+    int e = fdio_write_all(*s->body_fd, s->obuf, s->olen);
     if (e != 0)
         return result_set(s->r, OUTCOME_CANTCREAT, "cannot write the message spool file: %s",
                           strerror(e));
@@ -378,7 +405,7 @@ static size_t input_body_fast(struct input_state *s, const unsigned char *b, siz
     return i;
 }
 
-enum outcome input_read(int in_fd, int body_fd, const struct input_params *p,
+enum outcome input_read(int in_fd, int *body_fd, const struct input_params *p,
                         struct input_result *out, struct result *r)
 {
     memset(out, 0, sizeof *out);

@@ -37,6 +37,15 @@
 struct input_params {
     bool ignore_dots;  /* -i / -oi */
     size_t header_max; /* 0: INPUT_HEADER_MAX */
+    /*
+     * Optional, for a body that starts in memory (a memfd): once the body
+     * would pass spill_at octets, spill() opens the file it goes on in
+     * (-1 with r set when it cannot); what was written so far is copied
+     * there and the first descriptor closed.
+     */
+    off_t spill_at;
+    int (*spill)(void *arg, struct result *r);
+    void *spill_arg;
 };
 
 struct input_result {
@@ -55,10 +64,11 @@ struct input_result {
 
 /*
  * Reads in_fd to its end (or the lone dot) and writes the canonical body to
- * body_fd at its current offset.  out is filled on OUTCOME_OK; on failure
- * it holds nothing that needs freeing.
+ * *body_fd at its current offset (*body_fd changes when the body spills, see
+ * spill above).  out is filled on OUTCOME_OK; on failure it holds nothing
+ * that needs freeing.
  */
-enum outcome input_read(int in_fd, int body_fd, const struct input_params *p,
+enum outcome input_read(int in_fd, int *body_fd, const struct input_params *p,
                         struct input_result *out, struct result *r);
 
 void input_result_free(struct input_result *in);

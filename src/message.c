@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,22 @@ int message_spool_open(const char *dir, struct result *r)
     }
     result_set(r, OUTCOME_CANTCREAT, "cannot create a spool file in %s: %s", dir, strerror(errno));
     return -1;
+}
+
+/* A memory file (memfd) for a body that may stay small; -1 where there is none. */
+static int message_spool_memory(void)
+{
+#ifdef HAVE_MEMFD_CREATE
+    return memfd_create("postie-spool", MFD_CLOEXEC);
+#else
+    return -1;
+#endif
+}
+
+/* input_params.spill: the body outgrew MESSAGE_SPOOL_MEMORY. */
+static int message_spool_spill(void *arg, struct result *r)
+{
+    return message_spool_open(arg, r);
 }
 
 static const char *message_hostname(const struct conf *c)
@@ -159,11 +176,21 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
     char *rendered = NULL;
     size_t rendered_len = 0;
 
-    int fd = message_spool_open(p->spool_dir, r);
-    if (fd < 0)
-        return r ? r->outcome : OUTCOME_CANTCREAT;
     struct input_params ip = {.ignore_dots = smtp || (p->opts && p->opts->ignore_dots)};
-    enum outcome o = input_read(in_fd, fd, &ip, &in, r);
+    /* The body starts in memory and moves to a file in spool_dir only when
+     * it grows past MESSAGE_SPOOL_MEMORY: the typical message never creates,
+     * links or frees a file (one that must wait is copied into the queue). */
+    int fd = message_spool_memory();
+    if (fd >= 0) {
+        ip.spill_at = MESSAGE_SPOOL_MEMORY;
+        ip.spill = message_spool_spill;
+        ip.spill_arg = (void *)p->spool_dir;
+    } else {
+        fd = message_spool_open(p->spool_dir, r);
+        if (fd < 0)
+            return r ? r->outcome : OUTCOME_CANTCREAT;
+    }
+    enum outcome o = input_read(in_fd, &fd, &ip, &in, r);
     if (o == OUTCOME_OK)
         o = header_parse(in.headers, in.headers_len, &h, r);
     if (o == OUTCOME_OK && in.nul_removed > 0)

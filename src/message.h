@@ -4,7 +4,8 @@
  *
  * message_prepare() runs the intake stages in order:
  *   input (stdin -> header block in memory + canonical CRLF body in a spool
- *   file) -> header parse -> envelope (sender, recipients, aliases,
+ *   file: a memfd up to MESSAGE_SPOOL_MEMORY octets, then an unlinked file
+ *   in spool_dir) -> header parse -> envelope (sender, recipients, aliases,
  *   qualification, de-duplication) -> header edits (strip Bcc/Resent-Bcc,
  *   merge To/Cc, add Date/Message-ID/From, qualify) -> body checks (8-bit,
  *   lines over 998 octets re-encoded or folded).
@@ -19,6 +20,9 @@
 #include "conf.h"
 #include "opts.h"
 #include "result.h"
+
+/* Body octets held in memory before the spool moves to a file. */
+#define MESSAGE_SPOOL_MEMORY (128 * 1024)
 
 struct message {
     char *sender; /* envelope sender; "" is the null sender <> */
@@ -40,7 +44,7 @@ struct message_params {
     const struct opts *opts; /* -t, -i, -f, -F, -B, recipients in args */
     const struct conf *conf;
     const char *user;      /* login name (default sender); NULL: envelope_login_name() */
-    const char *spool_dir; /* where O_TMPFILE body files are created */
+    const char *spool_dir; /* where O_TMPFILE body files are created (NULL: TMPDIR) */
     /* Set by -bs: envelope from MAIL/RCPT instead of opts (never -t). */
     const char *smtp_sender;
     char *const *smtp_rcpts;
@@ -55,14 +59,15 @@ struct message_params {
  * so a lone "." line is text.  NUL octets removed from the body are counted
  * in nul_removed and warned about (log_warn) here.
  *
- * On OUTCOME_OK, m is filled and owns its strings and body_fd (an unlinked
- * O_TMPFILE in spool_dir, rewound to offset 0).  Failures: OUTCOME_DATAERR
- * (no recipients, bad address in a header, NUL in the header block, header
- * block over 1 MiB, a header line that cannot be folded, alias loop),
- * OUTCOME_USAGE (bad -f or recipient argument), OUTCOME_CONFIG (aliases file
- * syntax, bad account "from"), OUTCOME_NOINPUT (aliases file unreadable),
- * OUTCOME_IOERR (read failed), OUTCOME_CANTCREAT (spool file).  Nothing is
- * left behind on failure; m is then zeroed with body_fd = -1.
+ * On OUTCOME_OK, m is filled and owns its strings and body_fd (a memfd, or
+ * an unlinked O_TMPFILE in spool_dir for a larger body; rewound to offset
+ * 0).  Failures: OUTCOME_DATAERR (no recipients, bad address in a header,
+ * NUL in the header block, header block over 1 MiB, a header line that
+ * cannot be folded, alias loop), OUTCOME_USAGE (bad -f or recipient
+ * argument), OUTCOME_CONFIG (aliases file syntax, bad account "from"),
+ * OUTCOME_NOINPUT (aliases file unreadable), OUTCOME_IOERR (read failed),
+ * OUTCOME_CANTCREAT (spool file).  Nothing is left behind on failure; m is
+ * then zeroed with body_fd = -1.
  */
 enum outcome message_prepare(const struct message_params *p, int in_fd, struct message *m,
                              struct result *r);

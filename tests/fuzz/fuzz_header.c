@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&in_res, 0, sizeof in_res);
     struct result ir;
     result_clear(&ir);
-    enum outcome io = input_read(in, body, &ip, &in_res, &ir);
+    enum outcome io = input_read(in, &body, &ip, &in_res, &ir);
     close(in);
     close(body);
     if (io != OUTCOME_OK) {

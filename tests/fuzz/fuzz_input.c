@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct result r;
     result_clear(&r);
     memset(&res, 0, sizeof res);
-    if (input_read(in, body, &p, &res, &r) == OUTCOME_OK) {
+    if (input_read(in, &body, &p, &res, &r) == OUTCOME_OK) {
         off_t end = lseek(body, 0, SEEK_END);
         if (end != res.body_len)
             abort();

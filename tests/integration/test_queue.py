@@ -292,11 +292,12 @@ class QueueTest(unittest.TestCase):
                              stderr=subprocess.PIPE)
         self.procs.append(p)
         p.stdin.write(b"From: " + SENDER.encode() + b"\r\nTo: bob@example.com\r\n"
-                      b"Subject: killed\r\n\r\n" + b"x" * 100000)
+                      b"Subject: killed\r\n\r\n" + b"x" * 300000)
         p.stdin.flush()
 
         def spooling():
-            # The body spool (an unlinked O_TMPFILE) is open in the queue dir.
+            # The body spool (an unlinked O_TMPFILE) is open in the queue dir:
+            # past MESSAGE_SPOOL_MEMORY (128 KiB) it has left its memfd.
             try:
                 for fd in os.listdir("/proc/%d/fd" % p.pid):
                     target = os.readlink("/proc/%d/fd/%s" % (p.pid, fd))

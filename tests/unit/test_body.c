@@ -304,6 +304,50 @@ static void test_prepare_failures_clean_up(void **state)
     assert_int_equal(count_fds(), before);
 }
 
+/* Where a descriptor points: "/memfd:postie-spool (deleted)" or a file. */
+static char *fd_target(int fd)
+{
+    char proc[64], *t = mem_alloc(4096);
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(proc, t, 4095);
+    assert_true(n > 0);
+    t[n] = '\0';
+    return t;
+}
+
+/* A body up to MESSAGE_SPOOL_MEMORY octets stays in a memfd; a larger one
+ * moves to a file, byte for byte; either way one descriptor is kept. */
+static void test_spool_memory_then_file(void **state)
+{
+    (void)state;
+    int before = count_fds();
+    struct message m = prepare("Subject: x\n\nsmall\n", OUTCOME_OK);
+    char *t = fd_target(m.body_fd);
+    assert_non_null(strstr(t, "memfd:postie-spool"));
+    free(t);
+    assert_int_equal(count_fds(), before + 1);
+    message_free(&m);
+
+    size_t n = (MESSAGE_SPOOL_MEMORY / 100 + 50) * 100, hl = strlen("Subject: x\n\n");
+    char *text = mem_alloc(hl + n + 1);
+    memcpy(text, "Subject: x\n\n", hl);
+    for (size_t i = 0; i < n; i++)
+        text[hl + i] = i % 100 == 98 ? '\r' : i % 100 == 99 ? '\n' : (char)('a' + i % 26);
+    text[hl + n] = '\0';
+    m = prepare(text, OUTCOME_OK);
+    t = fd_target(m.body_fd);
+    assert_null(strstr(t, "memfd:"));
+    free(t);
+    assert_int_equal(m.body_len, (off_t)n);
+    char *b = body_of(&m);
+    assert_memory_equal(b, text + hl, n);
+    free(b);
+    free(text);
+    assert_int_equal(count_fds(), before + 1);
+    message_free(&m);
+    assert_int_equal(count_fds(), before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_label_unlabelled_8bit),
         cmocka_unit_test(test_downgrade),
         cmocka_unit_test(test_prepare_failures_clean_up),
+        cmocka_unit_test(test_spool_memory_then_file),
     };
     return TESTLIB_RUN(tests);
 }

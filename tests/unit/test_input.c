@@ -1,7 +1,8 @@
 /*
  * test_input.c - input_read(): line ends, the lone dot, the mbox From line,
  * the header/body split, NUL octets, the header cap, 8-bit and long-line
- * tracking, and bounded memory on a large body.
+ * tracking, bounded memory on a large body, and the spill from a memory
+ * file to a real one.
  */
 #include "testlib.h"
 
@@ -56,7 +57,7 @@ static void run_input(struct run *x, const char *data, size_t len, bool ignore_d
     int body = message_spool_open(NULL, &r);
     assert_true(body >= 0);
     struct input_params p = {.ignore_dots = ignore_dots, .header_max = header_max};
-    x->o = input_read(in, body, &p, &x->in, &x->r);
+    x->o = input_read(in, &body, &p, &x->in, &x->r);
     x->body = fd_slurp(body, 0, &x->body_len);
     off_t pos = lseek(in, 0, SEEK_CUR);
     size_t rl;
@@ -348,7 +349,7 @@ static void test_bounded_memory(void **state)
     int body = message_spool_open(NULL, &r);
     struct input_params p = {0};
     struct input_result in;
-    assert_int_equal(input_read(pfd[0], body, &p, &in, &r), OUTCOME_OK);
+    assert_int_equal(input_read(pfd[0], &body, &p, &in, &r), OUTCOME_OK);
     getrusage(RUSAGE_SELF, &after);
     close(pfd[0]);
     int status;
@@ -358,6 +359,119 @@ static void test_bounded_memory(void **state)
     assert_true(after.ru_maxrss - before.ru_maxrss < 4096);
     input_result_free(&in);
     close(body);
+}
+
+/* What the spill hook saw; it opens a spool file, or fails like a full disk. */
+struct spill_probe {
+    int calls;
+    bool fail;
+    int fd;
+};
+
+static int spill_hook(void *arg, struct result *r)
+{
+    struct spill_probe *sp = arg;
+    sp->calls++;
+    if (sp->fail) {
+        result_set(r, OUTCOME_CANTCREAT, "cannot create a spool file in /nowhere: No space left");
+        return -1;
+    }
+    sp->fd = message_spool_open(NULL, r);
+    return sp->fd;
+}
+
+/* Runs text through input_read() with a spill at spill_at; returns the body. */
+static char *run_spill(const char *text, size_t len, off_t spill_at, struct spill_probe *sp,
+                       int *first_fd, int *last_fd, enum outcome *o, struct result *r)
+{
+    int in = data_fd(text, len);
+    int body = message_spool_open(NULL, r);
+    assert_true(body >= 0);
+    *first_fd = body;
+    struct input_params p = {
+        .ignore_dots = true, .spill_at = spill_at, .spill = spill_hook, .spill_arg = sp};
+    struct input_result res;
+    *o = input_read(in, &body, &p, &res, r);
+    close(in);
+    *last_fd = body;
+    if (*o != OUTCOME_OK)
+        return NULL;
+    size_t n;
+    char *b = fd_slurp(body, 0, &n);
+    assert_int_equal((off_t)n, res.body_len);
+    input_result_free(&res);
+    return b;
+}
+
+static void test_spill_not_needed(void **state)
+{
+    (void)state;
+    struct spill_probe sp = {.fd = -1};
+    struct result r;
+    enum outcome o;
+    int first, last;
+    const char text[] = "Subject: s\n\nsmall body\n";
+    char *b = run_spill(text, sizeof text - 1, 1000, &sp, &first, &last, &o, &r);
+    assert_int_equal(o, OUTCOME_OK);
+    assert_int_equal(sp.calls, 0);
+    assert_int_equal(last, first);
+    assert_string_equal(b, "small body\r\n");
+    free(b);
+    close(last);
+}
+
+static void test_spill_moves_the_body(void **state)
+{
+    (void)state;
+    /* 3,000 LF lines of different lengths: 40 KiB read in two blocks, so the
+     * spill happens at a flush after 32 KiB, with more to come */
+    size_t cap = 200000, len = 0;
+    char *text = mem_alloc(cap);
+    char *want = mem_alloc(cap);
+    size_t wlen = 0;
+    len += (size_t)sprintf(text, "Subject: s\n\n");
+    for (int i = 0; i < 3000; i++) {
+        int n = sprintf(text + len, "line %d %.*s\n", i, i % 17, "abcdefghijklmnopq");
+        memcpy(want + wlen, text + len, (size_t)n - 1);
+        wlen += (size_t)n - 1;
+        want[wlen++] = '\r';
+        want[wlen++] = '\n';
+        len += (size_t)n;
+    }
+    want[wlen] = '\0';
+    struct spill_probe sp = {.fd = -1};
+    struct result r;
+    enum outcome o;
+    int first, last;
+    char *b = run_spill(text, len, 1000, &sp, &first, &last, &o, &r);
+    assert_int_equal(o, OUTCOME_OK);
+    assert_int_equal(sp.calls, 1);
+    assert_int_equal(last, sp.fd);
+    assert_true(last != first);
+    assert_int_equal(fcntl(first, F_GETFD), -1); /* the memory file is closed */
+    assert_string_equal(b, want);
+    free(b);
+    free(text);
+    free(want);
+    close(last);
+}
+
+static void test_spill_failure(void **state)
+{
+    (void)state;
+    char text[4000];
+    memset(text, 'x', sizeof text);
+    for (size_t i = 79; i < sizeof text; i += 80)
+        text[i] = '\n';
+    struct spill_probe sp = {.fail = true, .fd = -1};
+    struct result r;
+    enum outcome o;
+    int first, last;
+    assert_null(run_spill(text, sizeof text, 100, &sp, &first, &last, &o, &r));
+    assert_int_equal(o, OUTCOME_CANTCREAT);
+    assert_string_equal(r.text, "cannot create a spool file in /nowhere: No space left");
+    assert_int_equal(last, first); /* still the caller's to close */
+    assert_int_equal(close(last), 0);
 }
 
 int main(void)
@@ -378,6 +492,9 @@ int main(void)
         cmocka_unit_test(test_plain_lines),
         cmocka_unit_test(test_crlf_across_reads),
         cmocka_unit_test(test_bounded_memory),
+        cmocka_unit_test(test_spill_not_needed),
+        cmocka_unit_test(test_spill_moves_the_body),
+        cmocka_unit_test(test_spill_failure),
     };
     return TESTLIB_RUN(tests);
 }
