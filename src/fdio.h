@@ -14,9 +14,9 @@
 int fdio_write_all(int fd, const void *buf, size_t len);
 
 /*
- * Copies src, read with pread() from offset 0 to its end, to dst at dst's
- * offset; *copied gets the octet count.  Returns 0, or the errno of the
- * failed read or write.
+ * Copies src, from offset 0 to its end (src's own offset is left alone), to
+ * dst at dst's offset, with sendfile() where the two allow it; *copied gets
+ * the octet count.  Returns 0, or the errno of the failed read or write.
  */
 int fdio_copy(int src, int dst, off_t *copied);
 
