@@ -25,12 +25,15 @@ enum input_line {
     INPUT_LINE_MBOX,     /* the leading mbox "From " line, discarded */
 };
 
-struct input_state {
+struct input {
     const struct input_params *p;
     struct input_result *out;
     struct result *r;
+    int in_fd;
     int *body_fd;
     bool spilled;
+    bool ended;          /* the input is read to its end (or the lone dot) */
+    enum outcome failed; /* a read or spool error ends the input too */
     size_t header_max;
     bool in_body;
     bool first_line;
@@ -46,10 +49,11 @@ struct input_state {
     unsigned utf8_need; /* continuation octets still expected */
     char *obuf;         /* INPUT_CHUNK octets, not zeroed: only written ones are read */
     size_t olen;
+    char *ibuf; /* what one read() brings */
 };
 
 /* The body outgrows its memory file: on in a real one, with what it holds. */
-static enum outcome input_spill(struct input_state *s)
+static enum outcome input_spill(struct input *s)
 {
     s->spilled = true;
     int fd = s->p->spill(s->p->spill_arg, s->r);
@@ -69,7 +73,7 @@ static enum outcome input_spill(struct input_state *s)
     return OUTCOME_OK;
 }
 
-static enum outcome input_flush(struct input_state *s)
+static enum outcome input_flush(struct input *s)
 {
     if (!s->spilled && s->p->spill != NULL && s->out->body_len + (off_t)s->olen > s->p->spill_at) {
         enum outcome o = input_spill(s);
@@ -85,7 +89,7 @@ static enum outcome input_flush(struct input_state *s)
     return OUTCOME_OK;
 }
 
-static enum outcome input_emit(struct input_state *s, char c)
+static enum outcome input_emit(struct input *s, char c)
 {
     if (s->olen == INPUT_CHUNK) {
         enum outcome o = input_flush(s);
@@ -96,7 +100,7 @@ static enum outcome input_emit(struct input_state *s, char c)
     return OUTCOME_OK;
 }
 
-static void input_utf8(struct input_state *s, unsigned char c)
+static void input_utf8(struct input *s, unsigned char c)
 {
     if (!s->out->body_utf8)
         return;
@@ -118,7 +122,7 @@ static void input_utf8(struct input_state *s, unsigned char c)
 }
 
 /* One content octet of a body line (not CR or LF). */
-static enum outcome input_body_byte(struct input_state *s, unsigned char c)
+static enum outcome input_body_byte(struct input *s, unsigned char c)
 {
     if (c == 0) {
         s->out->nul_removed++;
@@ -142,7 +146,7 @@ static enum outcome input_body_byte(struct input_state *s, unsigned char c)
     return input_emit(s, (char)c);
 }
 
-static enum outcome input_body_eol(struct input_state *s)
+static enum outcome input_body_eol(struct input *s)
 {
     enum outcome o;
     if (s->utf8_need > 0) {
@@ -169,7 +173,7 @@ static enum outcome input_body_eol(struct input_state *s)
 }
 
 /* The current header-phase line turns out to be the first body line. */
-static enum outcome input_to_body(struct input_state *s)
+static enum outcome input_to_body(struct input *s)
 {
     s->in_body = true;
     size_t start = s->line_start;
@@ -184,13 +188,13 @@ static enum outcome input_to_body(struct input_state *s)
 }
 
 /* ... and c is its next octet. */
-static enum outcome input_body_start(struct input_state *s, unsigned char c)
+static enum outcome input_body_start(struct input *s, unsigned char c)
 {
     enum outcome o = input_to_body(s);
     return o != OUTCOME_OK ? o : input_body_byte(s, c);
 }
 
-static enum outcome input_hput(struct input_state *s, char c)
+static enum outcome input_hput(struct input *s, char c)
 {
     if (s->out->headers_len + 1 > s->header_max) {
         return result_set(s->r, OUTCOME_DATAERR, "header block exceeds %zu octets", s->header_max);
@@ -213,14 +217,14 @@ static bool input_is_ftext(unsigned char c)
     return c >= 33 && c <= 126 && c != ':';
 }
 
-static bool input_line_is(const struct input_state *s, const char *text)
+static bool input_line_is(const struct input *s, const char *text)
 {
     size_t n = strlen(text);
     return s->out->headers_len - s->line_start == n &&
            memcmp(s->out->headers + s->line_start, text, n) == 0;
 }
 
-static enum outcome input_header_byte(struct input_state *s, unsigned char c)
+static enum outcome input_header_byte(struct input *s, unsigned char c)
 {
     switch (s->line) {
     case INPUT_LINE_MBOX:
@@ -269,7 +273,7 @@ static enum outcome input_header_byte(struct input_state *s, unsigned char c)
     return OUTCOME_OK;
 }
 
-static enum outcome input_header_eol(struct input_state *s)
+static enum outcome input_header_eol(struct input *s)
 {
     enum outcome o = OUTCOME_OK;
     bool first = s->first_line;
@@ -278,6 +282,8 @@ static enum outcome input_header_eol(struct input_state *s)
     case INPUT_LINE_START:
         s->out->separator = true;
         s->in_body = true;
+        /* the LF of a CRLF separator is read in the body phase: not body */
+        s->out->body_read = s->prev_cr ? -1 : 0;
         break;
     case INPUT_LINE_MBOX:
         break;
@@ -304,7 +310,7 @@ static enum outcome input_header_eol(struct input_state *s)
     return o;
 }
 
-static enum outcome input_byte(struct input_state *s, unsigned char c)
+static enum outcome input_byte(struct input *s, unsigned char c)
 {
     if (c == '\n' && s->prev_cr) {
         s->prev_cr = false;
@@ -346,7 +352,7 @@ static size_t input_plain_len(const unsigned char *b, size_t n)
     return k;
 }
 
-static enum outcome input_copy(struct input_state *s, const unsigned char *b, size_t k)
+static enum outcome input_copy(struct input *s, const unsigned char *b, size_t k)
 {
     for (size_t done = 0; done < k;) {
         if (s->olen == INPUT_CHUNK) {
@@ -371,8 +377,7 @@ static enum outcome input_copy(struct input_state *s, const unsigned char *b, si
  * reads).  Returns how many octets of b it consumed; 0 hands the next octet
  * to input_byte().
  */
-static size_t input_body_fast(struct input_state *s, const unsigned char *b, size_t n,
-                              enum outcome *o)
+static size_t input_body_fast(struct input *s, const unsigned char *b, size_t n, enum outcome *o)
 {
     if (s->prev_cr || s->dot_pending || s->utf8_need > 0)
         return 0;
@@ -405,15 +410,16 @@ static size_t input_body_fast(struct input_state *s, const unsigned char *b, siz
     return i;
 }
 
-enum outcome input_read(int in_fd, int *body_fd, const struct input_params *p,
-                        struct input_result *out, struct result *r)
+struct input *input_open(int in_fd, int *body_fd, const struct input_params *p,
+                         struct input_result *out, struct result *r)
 {
     memset(out, 0, sizeof *out);
     out->body_utf8 = true;
-    struct input_state *s = mem_alloc(sizeof *s);
+    struct input *s = mem_alloc(sizeof *s);
     s->p = p;
     s->out = out;
     s->r = r;
+    s->in_fd = in_fd;
     s->body_fd = body_fd;
     s->header_max = p->header_max ? p->header_max : INPUT_HEADER_MAX;
     s->first_line = true;
@@ -422,43 +428,76 @@ enum outcome input_read(int in_fd, int *body_fd, const struct input_params *p,
     s->hcap = 1;
     /* Not zeroed: touching 32 KiB for a 1 KiB message is page faults for nothing. */
     s->obuf = mem_resize(NULL, INPUT_CHUNK, 1);
-    char *buf = mem_resize(NULL, INPUT_CHUNK, 1);
+    s->ibuf = mem_resize(NULL, INPUT_CHUNK, 1);
+    return s;
+}
+
+enum outcome input_step(struct input *s, bool flush, bool *done)
+{
+    *done = s->ended;
+    if (s->failed != OUTCOME_OK || s->ended)
+        return s->failed;
+    ssize_t n;
+    do
+        n = read(s->in_fd, s->ibuf, INPUT_CHUNK);
+    while (n < 0 && errno == EINTR);
     enum outcome o = OUTCOME_OK;
-    while (o == OUTCOME_OK && !s->done) {
-        ssize_t n = read(in_fd, buf, INPUT_CHUNK);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            o = result_set(r, OUTCOME_IOERR, "cannot read the message: %s", strerror(errno));
-            break;
-        }
-        if (n == 0) {
-            /* end of input: finish a last line that has no line end */
-            bool partial =
-                s->in_body ? (s->line_len > 0 || s->dot_pending) : (s->line != INPUT_LINE_START);
-            if (partial)
-                o = input_byte(s, '\n');
-            break;
-        }
-        const unsigned char *b = (const unsigned char *)buf;
-        for (size_t i = 0; i < (size_t)n && o == OUTCOME_OK && !s->done;) {
-            if (s->in_body) {
-                size_t k = input_body_fast(s, b + i, (size_t)n - i, &o);
-                if (k > 0) {
-                    i += k;
-                    continue;
-                }
-                if (o != OUTCOME_OK)
-                    break;
-            }
-            o = input_byte(s, b[i++]);
-        }
+    if (n < 0) {
+        o = result_set(s->r, OUTCOME_IOERR, "cannot read the message: %s", strerror(errno));
+    } else if (n == 0) {
+        /* end of input: finish a last line that has no line end */
+        bool partial =
+            s->in_body ? (s->line_len > 0 || s->dot_pending) : (s->line != INPUT_LINE_START);
+        if (partial)
+            o = input_byte(s, '\n');
+        s->done = true;
     }
-    if (o == OUTCOME_OK)
+    const unsigned char *b = (const unsigned char *)s->ibuf;
+    for (size_t i = 0; i < (size_t)(n > 0 ? n : 0) && o == OUTCOME_OK && !s->done;) {
+        if (s->in_body) {
+            size_t k = input_body_fast(s, b + i, (size_t)n - i, &o);
+            if (k > 0) {
+                i += k;
+                s->out->body_read += (off_t)k;
+                continue;
+            }
+            if (o != OUTCOME_OK)
+                break;
+            s->out->body_read++;
+        }
+        o = input_byte(s, b[i++]);
+    }
+    if (o == OUTCOME_OK && (s->done || (flush && s->olen > 0)))
         o = input_flush(s);
-    free(buf);
+    s->failed = o;
+    s->ended = o == OUTCOME_OK && s->done;
+    *done = s->ended;
+    return o;
+}
+
+bool input_in_body(const struct input *s)
+{
+    return s->in_body;
+}
+
+void input_close(struct input *s)
+{
+    if (s == NULL)
+        return;
+    free(s->ibuf);
     free(s->obuf);
     free(s);
+}
+
+enum outcome input_read(int in_fd, int *body_fd, const struct input_params *p,
+                        struct input_result *out, struct result *r)
+{
+    struct input *s = input_open(in_fd, body_fd, p, out, r);
+    bool done = false;
+    enum outcome o = OUTCOME_OK;
+    while (o == OUTCOME_OK && !done)
+        o = input_step(s, false, &done);
+    input_close(s);
     if (o != OUTCOME_OK)
         input_result_free(out);
     return o;

@@ -53,6 +53,9 @@ struct input_result {
     size_t headers_len;
     bool separator;      /* an empty line ended the header block */
     off_t body_len;      /* octets written to body_fd */
+    off_t body_read;     /* input octets read as body (of a first body line
+                            without separator, those after the octet that
+                            showed it is no field) */
     size_t nul_removed;  /* NUL octets dropped from the body */
     bool header_8bit;    /* octets >= 0x80 in the header block */
     bool body_8bit;      /* octets >= 0x80 in the body */
@@ -70,6 +73,25 @@ struct input_result {
  */
 enum outcome input_read(int in_fd, int *body_fd, const struct input_params *p,
                         struct input_result *out, struct result *r);
+
+/*
+ * The same, a block at a time, for a caller that sends the body while it is
+ * still being read.  input_open() starts (out and *body_fd as above; the
+ * input reads in_fd and writes the spool only in input_step()).
+ * input_step() reads once from in_fd (it may block) and processes what came;
+ * *done is set once the input has ended and everything is in the spool.
+ * With flush, every body octet read so far is in the spool when it returns
+ * (out->body_len counts them); without, up to one block may wait in memory.
+ * An error ends the input: later steps return it again.  input_close() frees
+ * the reader, not out.
+ */
+struct input;
+struct input *input_open(int in_fd, int *body_fd, const struct input_params *p,
+                         struct input_result *out, struct result *r);
+enum outcome input_step(struct input *s, bool flush, bool *done);
+/* The header block is complete: what is read now is body. */
+bool input_in_body(const struct input *s);
+void input_close(struct input *s);
 
 void input_result_free(struct input_result *in);
 

@@ -474,6 +474,76 @@ static void test_spill_failure(void **state)
     assert_int_equal(close(last), 0);
 }
 
+/* input_step() with flush: every body octet read so far is in the spool;
+ * stepping gives what input_read() gives; body_read counts input octets. */
+static void test_steps(void **state)
+{
+    (void)state;
+    size_t len = 0, cap = 300000;
+    char *text = mem_alloc(cap);
+    len += (size_t)sprintf(text, "Subject: s\r\n\r\n");
+    for (int i = 0; len + 100 < cap; i++)
+        len += (size_t)sprintf(text + len, "%s%d %.*s\r\n", i % 50 == 0 ? "." : "", i, i % 60,
+                               "The quick brown fox jumps over the lazy dog 0123456789 xyz");
+    int in = data_fd(text, len);
+    struct result r;
+    int body = message_spool_open(NULL, &r);
+    struct input_params p = {.ignore_dots = true};
+    struct input_result res;
+    struct input *s = input_open(in, &body, &p, &res, &r);
+    bool done = false;
+    int steps = 0;
+    while (!done) {
+        assert_int_equal(input_step(s, true, &done), OUTCOME_OK);
+        steps++;
+        assert_true(input_in_body(s));
+        assert_int_equal(lseek(body, 0, SEEK_END), res.body_len);
+        /* CRLF input: every body octet read is one written */
+        assert_int_equal(res.body_read, res.body_len);
+    }
+    /* ended: further steps say so and read nothing */
+    assert_int_equal(input_step(s, true, &done), OUTCOME_OK);
+    assert_true(done);
+    input_close(s);
+    assert_true(steps > 5);
+    size_t n;
+    char *b = fd_slurp(body, 0, &n);
+    struct run x;
+    run_input(&x, text, len, true, 0);
+    assert_int_equal(n, x.body_len);
+    assert_memory_equal(b, x.body, n);
+    assert_int_equal(res.longest_line, x.in.longest_line);
+    run_free(&x);
+    input_result_free(&res);
+    free(b);
+    free(text);
+    close(in);
+    close(body);
+}
+
+/* A read error ends the input; later steps return it again. */
+static void test_step_error_sticks(void **state)
+{
+    (void)state;
+    struct result r;
+    int body = message_spool_open(NULL, &r);
+    struct input_params p = {0};
+    struct input_result res;
+    int wronly = open("/dev/null", O_WRONLY);
+    struct input *s = input_open(wronly, &body, &p, &res, &r);
+    bool done = true;
+    assert_int_equal(input_step(s, true, &done), OUTCOME_IOERR);
+    assert_false(done);
+    assert_string_equal(r.text, "cannot read the message: Bad file descriptor");
+    result_clear(&r);
+    assert_int_equal(input_step(s, true, &done), OUTCOME_IOERR);
+    assert_false(done);
+    input_close(s);
+    input_result_free(&res);
+    close(wronly);
+    close(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +565,8 @@ int main(void)
         cmocka_unit_test(test_spill_not_needed),
         cmocka_unit_test(test_spill_moves_the_body),
         cmocka_unit_test(test_spill_failure),
+        cmocka_unit_test(test_steps),
+        cmocka_unit_test(test_step_error_sticks),
     };
     return TESTLIB_RUN(tests);
 }
