@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -163,39 +164,141 @@ static void message_edit_headers(const struct message_params *p, const struct en
     }
 }
 
+/* The intake of one message; outlives message_prepare() while the body is
+ * still being read (message_params.stream_after). */
+struct message_intake {
+    struct input_params ip;
+    struct input *in;
+    struct input_result res;
+    int fd;     /* the spool; input.c writes through &fd (a spill moves it) */
+    int in_fd;  /* the input, polled while streaming */
+    bool waits; /* in_fd may wait on a writer (not a regular file) */
+    bool redo;  /* what the relay is sending no longer fits the body */
+    const char *spool_dir;
+    struct result err; /* the input's errors, read or spool */
+};
+
+static void message_intake_free(struct message_intake *k)
+{
+    if (k == NULL)
+        return;
+    input_close(k->in);
+    input_result_free(&k->res);
+    if (k->fd >= 0)
+        close(k->fd);
+    free(k);
+}
+
+/* The body can go out with the header block as it is now: 7-bit, no line
+ * over 998 octets (what body_plan() and body_label() leave alone). */
+static bool message_body_plain(const struct input_result *in)
+{
+    return !in->body_8bit && in->longest_line <= BODY_LINE_MAX;
+}
+
+/*
+ * The body's plan (kept, re-encoded or folded into a new spool file that
+ * replaces *fd) and labels for what the input found, and the header block
+ * rendered into m with the fields that depend on them.
+ */
+static enum outcome message_shape(struct message *m, struct header_block *h,
+                                  const struct input_result *in, const char *spool_dir, int *fd,
+                                  struct result *r)
+{
+    enum body_plan plan = body_plan(h, in->longest_line);
+    off_t body_len = in->body_len;
+    enum outcome o = OUTCOME_OK;
+    if (plan != BODY_KEEP) {
+        int nfd = message_spool_open(spool_dir, r);
+        if (nfd < 0)
+            return r ? r->outcome : OUTCOME_CANTCREAT;
+        o = body_rewrite(plan, *fd, nfd, &body_len, r);
+        close(*fd);
+        *fd = nfd;
+        if (o != OUTCOME_OK)
+            return o;
+    }
+    body_label(h, plan, in->body_8bit, in->body_utf8);
+    char *rendered = NULL;
+    size_t rendered_len = 0;
+    o = header_render(h, &rendered, &rendered_len, r);
+    if (o != OUTCOME_OK)
+        return o;
+    free(m->headers);
+    m->headers = rendered;
+    m->headers_len = rendered_len;
+    m->body_len = body_len;
+    m->eightbit = header_is_8bit(h) || (in->body_8bit && plan != BODY_QP);
+    m->reencoded = plan == BODY_QP;
+    m->body_8bit = in->body_8bit && plan != BODY_QP;
+    m->folded = plan == BODY_FOLD;
+    return OUTCOME_OK;
+}
+
+static void message_warn_nul(const struct input_result *in)
+{
+    if (in->nul_removed > 0)
+        log_warn("removed %zu NUL octet%s from the message body", in->nul_removed,
+                 in->nul_removed == 1 ? "" : "s");
+}
+
 enum outcome message_prepare(const struct message_params *p, int in_fd, struct message *m,
                              struct result *r)
 {
     memset(m, 0, sizeof *m);
     m->body_fd = -1;
     bool smtp = p->smtp_sender != NULL || p->smtp_rcpts != NULL;
-    struct input_result in = {0};
     struct header_block h = {0};
     struct aliases *al = NULL;
     struct envelope env = {0};
-    char *rendered = NULL;
-    size_t rendered_len = 0;
 
-    struct input_params ip = {.ignore_dots = smtp || (p->opts && p->opts->ignore_dots)};
+    struct message_intake *k = mem_alloc(sizeof *k);
+    k->in_fd = in_fd;
+    k->spool_dir = p->spool_dir;
+    k->ip.ignore_dots = smtp || (p->opts && p->opts->ignore_dots);
     /* The body starts in memory and moves to a file in spool_dir only when
      * it grows past MESSAGE_SPOOL_MEMORY: the typical message never creates,
      * links or frees a file (one that must wait is copied into the queue). */
-    int fd = message_spool_memory();
-    if (fd >= 0) {
-        ip.spill_at = MESSAGE_SPOOL_MEMORY;
-        ip.spill = message_spool_spill;
-        ip.spill_arg = (void *)p->spool_dir;
+    k->fd = message_spool_memory();
+    if (k->fd >= 0) {
+        k->ip.spill_at = MESSAGE_SPOOL_MEMORY;
+        k->ip.spill = message_spool_spill;
+        k->ip.spill_arg = (void *)p->spool_dir;
     } else {
-        fd = message_spool_open(p->spool_dir, r);
-        if (fd < 0)
+        k->fd = message_spool_open(p->spool_dir, r);
+        if (k->fd < 0) {
+            free(k);
             return r ? r->outcome : OUTCOME_CANTCREAT;
+        }
     }
-    enum outcome o = input_read(in_fd, &fd, &ip, &in, r);
+    k->in = input_open(in_fd, &k->fd, &k->ip, &k->res, &k->err);
+    /* Read to the end, or (stream_after) until a large plain body is under
+     * way: the rest is read while the relay sends it (message_more()). */
+    enum outcome o = OUTCOME_OK;
+    bool done = false;
+    while (o == OUTCOME_OK && !done) {
+        /* streaming may start: keep the spool up to date (body_len exact) */
+        o = input_step(k->in, p->stream_after > 0, &done);
+        if (p->stream_after > 0 && !done && input_in_body(k->in) &&
+            k->res.body_len >= p->stream_after && message_body_plain(&k->res))
+            break;
+    }
+    if (o != OUTCOME_OK && r != NULL)
+        *r = k->err;
+    off_t estimate = 0;
+    if (o == OUTCOME_OK && !done) {
+        struct stat st;
+        k->waits = fstat(in_fd, &st) != 0 || !S_ISREG(st.st_mode);
+        off_t at = k->waits ? -1 : lseek(in_fd, 0, SEEK_CUR);
+        if (at >= 0 && st.st_size >= at && k->res.body_read > 0)
+            estimate =
+                k->res.body_len + (off_t)((double)(st.st_size - at) * (double)k->res.body_len /
+                                          (double)k->res.body_read);
+    }
     if (o == OUTCOME_OK)
-        o = header_parse(in.headers, in.headers_len, &h, r);
-    if (o == OUTCOME_OK && in.nul_removed > 0)
-        log_warn("removed %zu NUL octet%s from the message body", in.nul_removed,
-                 in.nul_removed == 1 ? "" : "s");
+        o = header_parse(k->res.headers, k->res.headers_len, &h, r);
+    if (o == OUTCOME_OK && done)
+        message_warn_nul(&k->res);
     if (o == OUTCOME_OK && p->conf != NULL && p->conf->aliases != NULL &&
         p->conf->aliases[0] != '\0') {
         bool optional = strcmp(p->conf->aliases, MESSAGE_DEFAULT_ALIASES) == 0;
@@ -215,27 +318,12 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
         };
         o = envelope_build(&ep, &env, r);
     }
-    enum body_plan plan = BODY_KEEP;
-    off_t body_len = in.body_len;
     if (o == OUTCOME_OK) {
         message_edit_headers(p, &env, &h);
-        plan = body_plan(&h, in.longest_line);
-        if (plan != BODY_KEEP) {
-            int nfd = message_spool_open(p->spool_dir, r);
-            if (nfd < 0) {
-                o = r ? r->outcome : OUTCOME_CANTCREAT;
-            } else {
-                o = body_rewrite(plan, fd, nfd, &body_len, r);
-                close(fd);
-                fd = nfd;
-            }
-        }
+        o = message_shape(m, &h, &k->res, p->spool_dir, &k->fd, r);
     }
-    if (o == OUTCOME_OK) {
-        body_label(&h, plan, in.body_8bit, in.body_utf8);
-        o = header_render(&h, &rendered, &rendered_len, r);
-    }
-    if (o == OUTCOME_OK && lseek(fd, 0, SEEK_SET) < 0)
+    /* Streaming, the spool is written on at its end: rewound in message_finish(). */
+    if (o == OUTCOME_OK && done && lseek(k->fd, 0, SEEK_SET) < 0)
         o = result_set(r, OUTCOME_IOERR, "cannot rewind the message spool file: %s",
                        strerror(errno));
     if (o == OUTCOME_OK) {
@@ -246,26 +334,99 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
         env.sender = NULL;
         env.rcpts = NULL;
         env.nrcpts = 0;
-        m->headers = rendered;
-        m->headers_len = rendered_len;
-        rendered = NULL;
-        m->body_fd = fd;
-        fd = -1;
-        m->body_len = body_len;
-        m->eightbit = header_is_8bit(&h) || (in.body_8bit && plan != BODY_QP);
         m->message_id = mem_strdup(id < h.n ? h.v[id].value : "");
-        m->nul_removed = in.nul_removed;
-        m->reencoded = plan == BODY_QP;
-        m->body_8bit = in.body_8bit && plan != BODY_QP;
-        m->folded = plan == BODY_FOLD;
+        m->nul_removed = k->res.nul_removed;
+        m->body_fd = k->fd;
+        m->body_estimate = estimate;
+        if (done) {
+            k->fd = -1;
+            message_intake_free(k);
+        } else {
+            m->intake = k; /* owns the spool until message_finish() */
+        }
+        k = NULL;
     }
-    free(rendered);
     envelope_free(&env);
     aliases_free(al);
     header_free(&h);
-    input_result_free(&in);
-    if (fd >= 0)
-        close(fd);
+    message_intake_free(k);
+    if (o != OUTCOME_OK)
+        message_free(m);
+    return o;
+}
+
+enum message_more message_more(struct message *m)
+{
+    struct message_intake *k = m->intake;
+    if (k == NULL)
+        return MESSAGE_MORE_END;
+    if (k->redo)
+        return MESSAGE_MORE_REDO;
+    if (k->waits) {
+        /* An input that pauses would hold the server in DATA: give up the
+         * transfer and read the rest before sending again. */
+        struct pollfd pfd = {.fd = k->in_fd, .events = POLLIN};
+        int n;
+        do
+            n = poll(&pfd, 1, MESSAGE_STREAM_PAUSE_MS);
+        while (n < 0 && errno == EINTR);
+        if (n == 0) {
+            log_debug("the input paused for over %d ms while the message was being sent",
+                      MESSAGE_STREAM_PAUSE_MS);
+            k->redo = true;
+            return MESSAGE_MORE_REDO;
+        }
+    }
+    bool done = false;
+    if (input_step(k->in, true, &done) != OUTCOME_OK)
+        return MESSAGE_MORE_ERROR;
+    m->body_fd = k->fd;
+    m->body_len = k->res.body_len;
+    if (!message_body_plain(&k->res)) {
+        log_debug("the body has %s further on: the message is sent again from the start",
+                  k->res.body_8bit ? "8-bit octets" : "a line over 998 octets");
+        k->redo = true;
+        return MESSAGE_MORE_REDO;
+    }
+    return done ? MESSAGE_MORE_END : MESSAGE_MORE_DATA;
+}
+
+enum outcome message_finish(struct message *m, struct result *r)
+{
+    struct message_intake *k = m->intake;
+    if (k == NULL)
+        return OUTCOME_OK;
+    m->intake = NULL;
+    m->body_fd = -1;
+    m->body_estimate = 0;
+    enum outcome o = OUTCOME_OK;
+    bool done = false;
+    while (o == OUTCOME_OK && !done)
+        o = input_step(k->in, false, &done);
+    if (o != OUTCOME_OK && r != NULL)
+        *r = k->err;
+    if (o == OUTCOME_OK) {
+        message_warn_nul(&k->res);
+        m->nul_removed = k->res.nul_removed;
+        m->body_len = k->res.body_len;
+    }
+    if (o == OUTCOME_OK && !message_body_plain(&k->res)) {
+        /* the plan and labels the header block was made without */
+        struct header_block h;
+        o = header_parse(m->headers, m->headers_len, &h, r);
+        if (o == OUTCOME_OK) {
+            o = message_shape(m, &h, &k->res, k->spool_dir, &k->fd, r);
+            header_free(&h);
+        }
+    }
+    if (o == OUTCOME_OK && lseek(k->fd, 0, SEEK_SET) < 0)
+        o = result_set(r, OUTCOME_IOERR, "cannot rewind the message spool file: %s",
+                       strerror(errno));
+    if (o == OUTCOME_OK) {
+        m->body_fd = k->fd;
+        k->fd = -1;
+    }
+    message_intake_free(k);
     return o;
 }
 
@@ -328,6 +489,11 @@ void message_free(struct message *m)
 {
     if (m == NULL)
         return;
+    if (m->intake != NULL) {
+        message_intake_free(m->intake); /* closes the spool, which body_fd names */
+        m->intake = NULL;
+        m->body_fd = -1;
+    }
     free(m->sender);
     for (size_t i = 0; i < m->nrcpts; i++)
         free(m->rcpts[i]);

@@ -38,6 +38,13 @@ struct message {
     bool reencoded;     /* the body was re-encoded quoted-printable (long lines) */
     bool folded;        /* over-long body lines were cut at 998 octets */
     bool body_8bit;     /* 8-bit octets in the body as it will be sent */
+    /* Non-NULL: the body is still being read (stream_after); body_len grows
+     * with message_more() until message_finish(). */
+    struct message_intake *intake;
+    /* Meanwhile, the length the body is expected to reach (the input is a
+     * regular file: what is left of it, scaled as the body so far was); 0
+     * when unknown (a pipe). */
+    off_t body_estimate;
 };
 
 struct message_params {
@@ -49,6 +56,13 @@ struct message_params {
     const char *smtp_sender;
     char *const *smtp_rcpts;
     size_t smtp_nrcpts;
+    /*
+     * > 0: message_prepare() may return before the end of the input, once
+     * the body has passed this many octets and is so far 7-bit with no line
+     * over 998 octets.  The message is then prepared for a body that stays
+     * that way; the relay sends it while message_more() reads the rest.
+     */
+    off_t stream_after;
 };
 
 /*
@@ -75,6 +89,36 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
 /* Opens an unlinked O_RDWR temporary file in dir (O_TMPFILE; on file systems
  * without it, mkostemp() + unlink()).  dir NULL or "": $TMPDIR, else /tmp.
  * Returns the fd, or -1 with OUTCOME_CANTCREAT in r. */
+/* How long an input that may wait on its writer (a pipe) may pause while
+ * the message is being sent, before the transfer is given up. */
+#define MESSAGE_STREAM_PAUSE_MS 1000
+
+enum message_more {
+    MESSAGE_MORE_DATA,  /* body_len grew (or not yet: ask again) */
+    MESSAGE_MORE_END,   /* the input has ended; the message is final */
+    MESSAGE_MORE_REDO,  /* the body turned 8-bit or got a line over 998
+                           octets (the header block or the plan must change),
+                           or the input paused: what was sent is void */
+    MESSAGE_MORE_ERROR, /* reading or spooling failed (message_finish() says how) */
+};
+
+/*
+ * For a message still being read: reads one more block into the spool and
+ * updates body_len (and body_fd).  Once it has said REDO or ERROR it says
+ * so again.  Without an open intake: MESSAGE_MORE_END.
+ */
+enum message_more message_more(struct message *m);
+
+/*
+ * Reads the rest of the input (no more pauses are noticed), warns about NUL
+ * octets, and when the body did not stay 7-bit with short lines, makes the
+ * plan, labels and header block fit it (as message_prepare() would have).
+ * body_fd is rewound to 0 after.  A read or spool failure is returned with
+ * r filled (what message_prepare() returns for it); body_fd is then -1 and
+ * m is for message_free() only.  Nothing to do without an open intake.
+ */
+enum outcome message_finish(struct message *m, struct result *r);
+
 int message_spool_open(const char *dir, struct result *r);
 
 /*

@@ -519,7 +519,7 @@ static const char *relay_message_cb(void **ctx, int *len, void *arg)
         if (mm->item->downgrade(mm->item, mm->item->downgrade_arg))
             log_debug("%s: no 8BITMIME: the body went out re-encoded", mm->rs->where);
     }
-    const struct relay_item *it = mm->item;
+    struct relay_item *it = mm->item;
     for (;;) {
         switch (c->phase) {
         case 0:
@@ -536,6 +536,16 @@ static const char *relay_message_cb(void **ctx, int *len, void *arg)
         case 2: {
             /* body_len is exact: no read is spent on seeing the end */
             if (it->body_fd < 0 || c->off >= it->body_len) {
+                int more = it->more != NULL ? it->more(it, it->more_arg) : 0;
+                if (more > 0)
+                    continue;
+                if (more < 0) {
+                    /* No final dot: the server discards what it got. */
+                    it->abandoned = true;
+                    *len = 0;
+                    errno = ECANCELED;
+                    return NULL;
+                }
                 c->phase = 3;
                 continue;
             }
@@ -832,10 +842,12 @@ static bool relay_add_item(struct relay_session *rs, smtp_session_t session, str
         smtp_dsn_set_ret(m, Ret_HDRS);
     if (it->envid != NULL && it->envid[0] != '\0')
         smtp_dsn_set_envid(m, it->envid);
-    unsigned long size =
-        (unsigned long)it->headers_len + 2 + (it->body_len > 0 ? (unsigned long)it->body_len : 0);
-    if (!rs->s->verify_only)
-        smtp_size_set_estimate(m, size);
+    /* RFC 1870 SIZE: exact, or for a body still being read, its estimate (none
+     * when there is no telling) */
+    off_t body = it->more != NULL ? it->body_estimate : it->body_len;
+    if (!rs->s->verify_only && (it->more == NULL || body > 0))
+        smtp_size_set_estimate(m, (unsigned long)it->headers_len + 2 +
+                                      (body > 0 ? (unsigned long)body : 0));
     mm->want_8bit = it->body == OPTS_BODY_8BITMIME || (it->body == OPTS_BODY_UNSET && it->eightbit);
 
     size_t added = 0;

@@ -77,7 +77,18 @@ struct relay_item {
      */
     bool (*downgrade)(struct relay_item *it, void *arg);
     void *downgrade_arg;
+    /*
+     * Optional: the body is still being read.  Called whenever body_len
+     * octets have been sent: 1 when there may be more (body_len grew, or
+     * ask again), 0 at the end of the body, -1 to give up the transfer
+     * before its final dot, so that nothing is delivered (abandoned is set,
+     * and the item's results say nothing of the message).
+     */
+    int (*more)(struct relay_item *it, void *arg);
+    void *more_arg;
+    off_t body_estimate; /* with more: the expected body length for SIZE; 0 sends none */
     /* out */
+    bool abandoned;              /* more() gave the transfer up */
     struct relay_reply reply;    /* MAIL failure or final reply to the data */
     enum result_failure failure; /* RESULT_FAIL_NONE when every recipient is settled ok */
 };

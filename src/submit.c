@@ -31,6 +31,14 @@ const char *submit_tmpdir(void)
     return t != NULL && t[0] == '/' ? t : "/tmp";
 }
 
+/*
+ * A body read from the caller that has passed this many octets, 7-bit with
+ * short lines so far, is sent while the rest is read (message.h,
+ * stream_after): a large message then costs little more time than sending
+ * it, instead of reading plus sending.  Smaller ones are read whole first.
+ */
+#define SUBMIT_STREAM_AFTER (1024 * 1024)
+
 static bool submit_queue_enabled(const struct conf *c)
 {
     return c->queue_dir != NULL && c->queue_dir[0] != '\0';
@@ -91,6 +99,16 @@ struct submit_downgrade {
     const char *spool_dir;
 };
 
+/* The item's copy of what the message holds now. */
+static void submit_item_update(struct relay_item *it, const struct message *m)
+{
+    it->headers = m->headers;
+    it->headers_len = m->headers_len;
+    it->body_fd = m->body_fd;
+    it->body_len = m->body_len;
+    it->eightbit = m->eightbit;
+}
+
 /* A server without 8BITMIME: re-encode a single-part 8-bit text body. */
 static bool submit_downgrade(struct relay_item *it, void *arg)
 {
@@ -101,12 +119,18 @@ static bool submit_downgrade(struct relay_item *it, void *arg)
         log_warn("%s; sending it as it is", r.text);
         return false;
     }
-    it->headers = d->m->headers;
-    it->headers_len = d->m->headers_len;
-    it->body_fd = d->m->body_fd;
-    it->body_len = d->m->body_len;
-    it->eightbit = d->m->eightbit;
+    submit_item_update(it, d->m);
     return true;
+}
+
+/* relay_item.more: the body of a message still being read (stream_after). */
+static int submit_more(struct relay_item *it, void *arg)
+{
+    struct message *m = arg;
+    enum message_more k = message_more(m);
+    it->body_fd = m->body_fd;
+    it->body_len = m->body_len;
+    return k == MESSAGE_MORE_DATA ? 1 : k == MESSAGE_MORE_END ? 0 : -1;
 }
 
 /* Stores m with the per-recipient states of it; fills rep->id. */
@@ -166,6 +190,10 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
         .smtp_sender = p->smtp_sender,
         .smtp_rcpts = p->smtp_rcpts,
         .smtp_nrcpts = p->smtp_nrcpts,
+        /* A large body read from the caller goes out while it is read. */
+        .stream_after = o->queue_only || p->smtp_sender != NULL || p->smtp_rcpts != NULL
+                            ? 0
+                            : SUBMIT_STREAM_AFTER,
     };
     struct message m;
     enum outcome rc = message_prepare(&mp, in_fd, &m, r);
@@ -177,7 +205,10 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
     snprintf(rep->id, sizeof rep->id, "%s", m.message_id ? m.message_id : "");
 
     const struct conf_account *acct = conf_account_for(conf, m.sender);
-    struct relay_rcpt *rcpts = mem_array(m.nrcpts, sizeof *rcpts);
+    struct relay_rcpt *rcpts = NULL;
+    if ((o->queue_only || acct == NULL) && (rc = message_finish(&m, r)) != OUTCOME_OK)
+        goto out;
+    rcpts = mem_array(m.nrcpts, sizeof *rcpts);
     for (size_t i = 0; i < m.nrcpts; i++) {
         rcpts[i].addr = m.rcpts[i];
         rcpts[i].notify = o->notify;
@@ -199,6 +230,11 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
     struct submit_downgrade dg = {.m = &m, .spool_dir = spool_dir};
     it.downgrade = submit_downgrade;
     it.downgrade_arg = &dg;
+    if (m.intake != NULL) {
+        it.more = submit_more;
+        it.more_arg = &m;
+        it.body_estimate = m.body_estimate;
+    }
 
     if (o->queue_only) {
         rc = submit_store(q, &m, NULL, o, NULL, rep, r);
@@ -224,6 +260,32 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
     struct result rerr;
     result_clear(&rerr);
     rc = relay_run(&rs, &it, 1, &session, &rerr);
+    if (m.intake != NULL) {
+        /* The rest of the input, whatever became of the session: a message
+         * that must wait is stored whole.  An input that fails here was not
+         * delivered (the transfer could not reach its final dot) and is
+         * refused as if it had failed before sending. */
+        enum outcome fo = message_finish(&m, r);
+        if (fo != OUTCOME_OK) {
+            rc = fo;
+            goto out;
+        }
+        submit_item_update(&it, &m);
+        it.more = NULL;
+        if (rc == OUTCOME_OK && it.abandoned) {
+            /* Given up before the final dot: nothing was delivered.  Again,
+             * with the message as it is now complete. */
+            log_debug("sending the message again, now that it is read to its end");
+            for (size_t i = 0; i < it.nrcpts; i++)
+                it.rcpts[i] = (struct relay_rcpt){
+                    .addr = m.rcpts[i], .notify = o->notify, .state = RELAY_PENDING};
+            it.reply = (struct relay_reply){0};
+            it.failure = RESULT_FAIL_NONE;
+            it.abandoned = false;
+            result_clear(&rerr);
+            rc = relay_run(&rs, &it, 1, &session, &rerr);
+        }
+    }
     if (rc != OUTCOME_OK) {
         /* A local problem (e.g. password_command failed): keep the message if we can. */
         if (q != NULL && submit_store(q, &m, NULL, o, rerr.text, rep, r) == OUTCOME_OK) {

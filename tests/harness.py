@@ -296,9 +296,10 @@ class PostieResult:
 
 
 def run_postie(args, stdin=b"", config=None, env=None, timeout=60, argv0=None):
-    """Runs $POSTIE [-C config] args with stdin; env entries are added to (or,
-    when None, removed from) the inherited environment.  Raises
-    subprocess.TimeoutExpired (after killing it) if it runs past timeout."""
+    """Runs $POSTIE [-C config] args with stdin (bytes or str through a pipe,
+    or an open file); env entries are added to (or, when None, removed from)
+    the inherited environment.  Raises subprocess.TimeoutExpired (after
+    killing it) if it runs past timeout."""
     argv = [argv0 or POSTIE]
     if config is not None:
         argv += ["-C", config]
@@ -311,8 +312,10 @@ def run_postie(args, stdin=b"", config=None, env=None, timeout=60, argv0=None):
             e[k] = v
     if isinstance(stdin, str):
         stdin = stdin.encode()
-    p = subprocess.run(argv, executable=POSTIE, input=stdin, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, env=e, timeout=timeout)
+    # bytes go through a pipe; an open file is postie's stdin itself
+    feed = {"stdin": stdin} if hasattr(stdin, "fileno") else {"input": stdin}
+    p = subprocess.run(argv, executable=POSTIE, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=e, timeout=timeout, **feed)
     return PostieResult(argv, p.returncode, p.stdout, p.stderr)
 
 

@@ -201,6 +201,27 @@ class QueueTest(unittest.TestCase):
         self.assertEqual(sorted(msgs[0]["rcpt_tos"]), ["bob@example.com", "carol@example.com"])
         self.assert_queue_empty()
 
+    def test_streamed_message_deferred_is_queued_whole(self):
+        # Past 1 MiB the body goes out while it is read; a 451 at its end
+        # must leave all of it in the queue, and the flush send it exactly.
+        sh = self.smarthost(data_reply="451 4.3.0 try again later")
+        self.config()
+        body = "".join("line %06d of a large report, 7-bit and short\n" % i
+                       for i in range(40000))
+        res = self.send("big451", body=body)
+        self.assertEqual(res.returncode, 0, res)
+        self.assertEqual(sh.messages(), [])
+        self.assertEqual(len(self.queued_ids()), 1)
+        # the transfer reached its final dot, and the 451 came there
+        self.assertEqual(len([c for c in sh.commands() if c.get("event") == "data-reply"]), 1)
+
+        sh.restart(data_reply=None)
+        self.assertEqual(self.postie("-q").returncode, 0)
+        [m] = sh.wait_messages(1)
+        self.assertTrue(m["data"].endswith(b"\r\n\r\n" + body.replace("\n", "\r\n").encode()))
+        self.assertEqual(subject_of(m["data"]), "big451")
+        self.assert_queue_empty()
+
     def test_odq_queues_without_trying(self):
         sh = self.smarthost()
         self.config()

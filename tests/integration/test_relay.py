@@ -6,10 +6,15 @@ did or did not receive.  The queue is off (queue_dir = ""), so temporary
 failures exit 75."""
 
 import os
+import queue
+import quopri
 import socket
+import subprocess
+import threading
 import time
 import unittest
 
+import harness
 from harness import Smarthost, TempDir, message, run_postie, write_config
 
 EX_OK, EX_NOUSER, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 67, 69, 75
@@ -109,14 +114,21 @@ class DeliveryTests(RelayCase):
         self.assertIn("end of data: 250", res.err)
 
     def test_large_message_streams_exactly(self):
+        # From a file, as `sendmail < file`: sent while it is read, with the
+        # SIZE the file announces (exact for CRLF input).
         sh = self.smarthost()
         body = big_body(6 * 1024 * 1024)
         msg = FULL.replace(b"last line\r\n", body)
-        res = self.send(self.config(sh), stdin=msg)
+        path = os.path.join(self.dir, "big.eml")
+        with open(path, "wb") as f:
+            f.write(msg)
+        with open(path, "rb") as f:
+            res = self.send(self.config(sh), stdin=f)
         self.assertEqual(res.returncode, EX_OK, res.err)
         [m] = sh.messages()
         self.assertEqual(m["data"], msg)
         self.assertIn("SIZE=%d" % len(msg), m["mail_options"])
+        self.assertEqual(sh.connections(), 1)
 
     def test_eight_bit_body_declared_when_offered(self):
         sh = self.smarthost()
@@ -194,6 +206,132 @@ class DeliveryTests(RelayCase):
         self.assertEqual(sorted(m["rcpt_tos"]), rcpts)
         self.assertEqual(len(self.lines(sh, "MAIL")), 1)
         self.assertEqual(sh.connections(), 1)
+
+
+class StreamingTests(RelayCase):
+    """A body past 1 MiB goes out while it is still being read, on the bet
+    that it stays 7-bit with short lines; a body that breaks the bet, or an
+    input that pauses, gets the transfer given up before its final dot and
+    the message sent again once read.  Exactly one copy arrives either way."""
+
+    def data_commands(self, sh):
+        return len(self.lines(sh, "DATA"))
+
+    def test_pipe_streams_exactly_without_size(self):
+        sh = self.smarthost()
+        msg = FULL.replace(b"last line\r\n", big_body(3 * 1024 * 1024))
+        res = self.send(self.config(sh), stdin=msg)
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertEqual(m["data"], msg)
+        # a pipe's length is unknown until its end: no SIZE estimate
+        self.assertFalse([o for o in m["mail_options"] if o.upper().startswith("SIZE")])
+        self.assertEqual((sh.connections(), self.data_commands(sh)), (1, 1))
+
+    def test_lf_file_estimate_close(self):
+        sh = self.smarthost()
+        msg = FULL.replace(b"last line\r\n", big_body(3 * 1024 * 1024))
+        path = os.path.join(self.dir, "lf.eml")
+        with open(path, "wb") as f:
+            f.write(msg.replace(b"\r\n", b"\n"))
+        with open(path, "rb") as f:
+            res = self.send(self.config(sh), stdin=f)
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertEqual(m["data"], msg)
+        [size] = [int(o[5:]) for o in m["mail_options"] if o.upper().startswith("SIZE=")]
+        self.assertLess(abs(size - len(msg)), len(msg) // 100)
+
+    def test_late_8bit_octet_sends_again_labelled(self):
+        sh = self.smarthost()
+        body = big_body(2 * 1024 * 1024) + "Grüße aus Köln\r\n".encode()
+        res = self.send(self.config(sh), stdin=FULL.replace(b"last line\r\n", body))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        head, _, got = m["data"].partition(b"\r\n\r\n")
+        self.assertEqual(got, b"line one\r\n.leading dot\r\n..two dots\r\n.\r\n\r\n" + body)
+        self.assertIn(b"Content-Type: text/plain; charset=utf-8\r\n", head + b"\r\n")
+        self.assertIn(b"Content-Transfer-Encoding: 8bit\r\n", head + b"\r\n")
+        self.assertIn("BODY=8BITMIME", m["mail_options"])
+        # the first transfer was given up before its final dot
+        self.assertEqual((sh.connections(), self.data_commands(sh)), (2, 2))
+
+    def test_late_long_line_sends_again_reencoded(self):
+        sh = self.smarthost()
+        body = big_body(2 * 1024 * 1024) + b"y" * 1500 + b"\r\n"
+        res = self.send(self.config(sh), stdin=FULL.replace(b"last line\r\n", body))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        head, _, got = m["data"].partition(b"\r\n\r\n")
+        self.assertIn(b"Content-Transfer-Encoding: quoted-printable\r\n", head + b"\r\n")
+        self.assertEqual(quopri.decodestring(got),
+                         b"line one\r\n.leading dot\r\n..two dots\r\n.\r\n\r\n" + body)
+        self.assertEqual((sh.connections(), self.data_commands(sh)), (2, 2))
+
+    def test_paused_input_gives_up_and_sends_again(self):
+        sh = self.smarthost()
+        msg = FULL.replace(b"last line\r\n", big_body(3 * 1024 * 1024))
+        split = 2 * 1024 * 1024
+        p = subprocess.Popen([harness.POSTIE, "-C", self.config(sh), "-i", "-t", "-v"],
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        lines = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(l) for l in p.stderr], daemon=True)
+        reader.start()
+        try:
+            p.stdin.write(msg[:split])
+            p.stdin.flush()
+            # The writer now waits (no more input) until postie says it gave
+            # up the transfer; then the rest comes.
+            deadline = time.monotonic() + 30
+            seen = []
+            while not any(b"input paused" in l for l in seen):
+                self.assertLess(time.monotonic(), deadline, b"".join(seen).decode("utf-8", "replace"))
+                try:
+                    seen.append(lines.get(timeout=1))
+                except queue.Empty:
+                    pass
+            p.stdin.write(msg[split:])
+            p.stdin.close()
+            self.assertEqual(p.wait(timeout=60), EX_OK)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        reader.join(timeout=10)
+        [m] = sh.messages()
+        self.assertEqual(m["data"], msg)
+        self.assertEqual((sh.connections(), self.data_commands(sh)), (2, 2))
+
+    def test_small_body_is_read_before_connecting(self):
+        # Under the 1 MiB threshold nothing changes: read, then one session.
+        sh = self.smarthost()
+        msg = FULL.replace(b"last line\r\n", big_body(900 * 1024))
+        res = self.send(self.config(sh), stdin=msg)
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertEqual(m["data"], msg)
+        self.assertIn("SIZE=%d" % len(msg), m["mail_options"])
+
+    def test_rejected_at_end_of_data(self):
+        sh = self.smarthost(data_reply="554 5.6.0 no thanks")
+        msg = FULL.replace(b"last line\r\n", big_body(2 * 1024 * 1024))
+        res = self.send(self.config(sh), stdin=msg)
+        self.assertEqual(res.returncode, EX_UNAVAILABLE, res.err)
+        self.assertIn("554 5.6.0 no thanks", res.err)
+        self.assertEqual(sh.messages(), [])
+        self.assertEqual((sh.connections(), self.data_commands(sh)), (1, 1))
+
+    def test_refused_connection_still_reads_input(self):
+        # The session fails before the body is sent: postie reads the rest
+        # anyway (a writer never sees EPIPE) and fails as it would have.
+        sh = self.smarthost()
+        conf = self.config(sh)
+        sh.stop()
+        msg = FULL.replace(b"last line\r\n", big_body(3 * 1024 * 1024))
+        res = self.send(conf, stdin=msg)
+        self.assertEqual(res.returncode, EX_TEMPFAIL, res.err)
+        self.assertIn("Connection refused", res.err)
 
 
 class InheritedDescriptorTests(RelayCase):

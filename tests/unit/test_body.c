@@ -348,6 +348,115 @@ static void test_spool_memory_then_file(void **state)
     assert_int_equal(count_fds(), before);
 }
 
+/* message_prepare() with stream_after on a large body ending in tail. */
+static int stream_prepare(const char *tail, struct message *m, char **want, size_t *wlen)
+{
+    size_t cap = 200000, len = 0;
+    char *text = mem_alloc(cap);
+    len += (size_t)sprintf(text, "Subject: big\r\n\r\n");
+    size_t hl = len;
+    while (len < 100000)
+        len += (size_t)sprintf(text + len, "line %zu of the body\r\n", len);
+    len += (size_t)sprintf(text + len, "%s", tail);
+    *wlen = len - hl;
+    *want = mem_alloc(*wlen + 1);
+    memcpy(*want, text + hl, *wlen);
+
+    char *args[] = {"a@example.org"};
+    struct opts o = {.args = args, .nargs = 1, .ignore_dots = true};
+    struct conf c = {.qualify_domain = "box.example", .hostname = "box.example"};
+    struct message_params p = {.opts = &o, .conf = &c, .user = "alice", .stream_after = 10000};
+    struct result r;
+    int in = message_spool_open(NULL, &r);
+    assert_int_equal(write(in, text, len), (ssize_t)len);
+    lseek(in, 0, SEEK_SET);
+    free(text);
+    assert_int_equal(message_prepare(&p, in, m, &r), OUTCOME_OK);
+    assert_non_null(m->intake);
+    assert_true(m->body_len >= 10000 && m->body_len < (off_t)*wlen);
+    /* a regular file: the estimate is exact for CRLF input */
+    assert_int_equal(m->body_estimate, (off_t)*wlen);
+    assert_null(strstr(m->headers, "MIME-Version"));
+    return in;
+}
+
+/* ... then message_more() to the end and message_finish(). */
+static enum message_more stream(const char *tail, struct message *m, char **want, size_t *wlen)
+{
+    int in = stream_prepare(tail, m, want, wlen);
+    enum message_more k;
+    off_t last = m->body_len;
+    while ((k = message_more(m)) == MESSAGE_MORE_DATA) {
+        assert_true(m->body_len >= last);
+        last = m->body_len;
+    }
+    /* said once, said again */
+    assert_int_equal(message_more(m), k);
+    struct result r;
+    assert_int_equal(message_finish(m, &r), OUTCOME_OK);
+    assert_null(m->intake);
+    assert_int_equal(lseek(m->body_fd, 0, SEEK_CUR), 0);
+    close(in);
+    return k;
+}
+
+static void test_streaming(void **state)
+{
+    (void)state;
+    struct message m;
+    char *want;
+    size_t wlen;
+    /* the bet holds */
+    assert_int_equal(stream("last line\r\n", &m, &want, &wlen), MESSAGE_MORE_END);
+    assert_int_equal(m.body_len, (off_t)wlen);
+    char *b = body_of(&m);
+    assert_memory_equal(b, want, wlen);
+    assert_null(strstr(m.headers, "MIME-Version"));
+    assert_false(m.body_8bit);
+    free(b);
+    free(want);
+    message_free(&m);
+
+    /* a late 8-bit line: REDO, and finish labels the body */
+    assert_int_equal(stream("Gr\xc3\xbc\xc3\x9f\x65\r\n", &m, &want, &wlen), MESSAGE_MORE_REDO);
+    assert_int_equal(m.body_len, (off_t)wlen);
+    assert_non_null(strstr(m.headers, "Content-Type: text/plain; charset=utf-8\r\n"));
+    assert_non_null(strstr(m.headers, "Content-Transfer-Encoding: 8bit\r\n"));
+    assert_true(m.body_8bit && m.eightbit);
+    b = body_of(&m);
+    assert_memory_equal(b, want, wlen);
+    free(b);
+    free(want);
+    message_free(&m);
+
+    /* a late long line: REDO, and finish re-encodes the body */
+    char tail[1600];
+    memset(tail, 'q', 1500);
+    strcpy(tail + 1500, "\r\n");
+    assert_int_equal(stream(tail, &m, &want, &wlen), MESSAGE_MORE_REDO);
+    assert_true(m.reencoded);
+    assert_non_null(strstr(m.headers, "Content-Transfer-Encoding: quoted-printable\r\n"));
+    assert_true(m.body_len > (off_t)wlen);
+    free(want);
+    message_free(&m);
+}
+
+/* Freed while still reading: nothing left open. */
+static void test_streaming_freed_early(void **state)
+{
+    (void)state;
+    int before = count_fds();
+    struct message m;
+    char *want;
+    size_t wlen;
+    int in = stream_prepare("x\r\n", &m, &want, &wlen);
+    assert_int_equal(message_more(&m), MESSAGE_MORE_DATA);
+    message_free(&m);
+    close(in);
+    free(want);
+    assert_int_equal(count_fds(), before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +469,8 @@ int main(void)
         cmocka_unit_test(test_downgrade),
         cmocka_unit_test(test_prepare_failures_clean_up),
         cmocka_unit_test(test_spool_memory_then_file),
+        cmocka_unit_test(test_streaming),
+        cmocka_unit_test(test_streaming_freed_early),
     };
     return TESTLIB_RUN(tests);
 }
