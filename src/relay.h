@@ -80,7 +80,8 @@ struct relay_item {
     /*
      * Optional: the body is still being read.  Called whenever body_len
      * octets have been sent: 1 when there may be more (body_len grew, or
-     * ask again), 0 at the end of the body, -1 to give up the transfer
+     * ask again), 0 at the end of the body (body_len may have grown a last
+     * time), -1 to give up the transfer
      * before its final dot, so that nothing is delivered (abandoned is set,
      * and the item's results say nothing of the message).
      */

@@ -303,6 +303,28 @@ class StreamingTests(RelayCase):
         self.assertEqual(m["data"], msg)
         self.assertEqual((sh.connections(), self.data_commands(sh)), (2, 2))
 
+    def test_lone_dot_ends_a_streamed_body(self):
+        # Without -i a line of "." ends the message, also after streaming
+        # began: everything before it arrives, nothing after it.
+        sh = self.smarthost()
+        body = big_body(3 * 1024 * 1024 + 5)
+        res = self.send(self.config(sh), args=("-t",),
+                        stdin=FULL.replace(b"line one\r\n.leading dot\r\n..two dots\r\n.\r\n",
+                                           b"line one\r\n")
+                        .replace(b"last line\r\n", body + b".\r\nnot part of it\r\n"))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertTrue(m["data"].endswith(b"\r\n\r\nline one\r\n\r\n" + body), m["data"][-200:])
+        self.assertEqual((sh.connections(), self.data_commands(sh)), (1, 1))
+
+    def test_last_line_without_line_end_streamed(self):
+        sh = self.smarthost()
+        body = big_body(3 * 1024 * 1024) + b"no line end"
+        res = self.send(self.config(sh), stdin=FULL.replace(b"last line\r\n", body))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertEqual(m["data"], FULL.replace(b"last line\r\n", body + b"\r\n"))
+
     def test_small_body_is_read_before_connecting(self):
         # Under the 1 MiB threshold nothing changes: read, then one session.
         sh = self.smarthost()
