@@ -9,6 +9,11 @@
  *   qualification, de-duplication) -> header edits (strip Bcc/Resent-Bcc,
  *   merge To/Cc, add Date/Message-ID/From, qualify) -> body checks (8-bit,
  *   lines over 998 octets re-encoded or folded).
+ *
+ * With stream_after, a large plain body is prepared before it is read to
+ * its end, and the rest is read while the relay sends it: message_more()
+ * per block, message_finish() for whatever is left and for a body that
+ * turned out not to be plain (the relay then gives the transfer up).
  */
 #ifndef POSTIE_MESSAGE_H
 #define POSTIE_MESSAGE_H

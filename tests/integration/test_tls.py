@@ -113,6 +113,22 @@ class DeliveryTests(TLSCase):
         self.check_delivered(sh, res, "PLAIN")
         self.assertEqual(len([l for l in sh.command_lines() if l.startswith("AUTH")]), 2)
 
+    def test_streamed_body_over_tls_and_sent_again(self):
+        # A body past 1 MiB goes out through the TLS relay while it is read;
+        # a late 8-bit line gives the transfer up inside TLS and the message
+        # goes out again, whole and labelled, after a second AUTH.
+        sh = self.smarthost(tls="tls")
+        line = b"0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n"
+        body = line * (2 * 1024 * 1024 // len(line)) + "Grüße\r\n".encode()
+        res = self.send(self.config(sh, auth="login"), stdin=MSG.replace(b"Hello over TLS.\r\n", body))
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        [m] = sh.messages()
+        self.assertTrue(m["tls"])
+        self.assertTrue(m["data"].endswith(b"\r\n\r\n" + body))
+        self.assertIn(b"Content-Transfer-Encoding: 8bit\r\n", m["data"])
+        self.assertEqual(sh.connections(), 2)
+        self.assertEqual(len([l for l in sh.command_lines() if l.upper() == "DATA"]), 2)
+
     def test_auth_any_takes_the_first_offered(self):
         sh = self.smarthost(tls="starttls", auth_mechanisms="PLAIN LOGIN")
         res = self.send(self.config(sh, auth="any"))
