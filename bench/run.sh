@@ -9,13 +9,14 @@
 # && dpkg-deb -x) into $BENCH_CACHE (default /tmp/postie-bench-cache).
 #
 # Measures, against a plaintext smtp-sink on 127.0.0.1:
-#   small   a 1 KiB message, RUNS times in a row: wall and CPU (user+sys) per message
-#   large   a 100 MB message once: wall, CPU and peak RSS (ru_maxrss)
-#   rcpts   one message to 300 recipients: wall, and the sink's transaction count
+#   small   a 1 KiB message, RUNS times: median wall and CPU (user+sys) per message
+#   large   a 100 MB message, 5 times: best wall and CPU, largest peak RSS (ru_maxrss)
+#   rcpts   one message to 300 recipients, 5 times: best wall and CPU
 #   flush   FLUSH messages queued with -odq, then one `postie -q`: messages/s,
 #           and the sink's session count (one connection expected)
 # Environment: RUNS (default 200), LARGE_MB (default 100), NRCPT (default 300),
-# FLUSH (default 1000; 0 skips it).
+# FLUSH (default 1000; 0 skips it), BENCH_SETTLE (seconds to let the file
+# system settle after writing the messages, default 10).
 set -eu
 
 POSTIE=${1:-./src/postie}
