@@ -346,6 +346,11 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
         }
         k = NULL;
     }
+    /* Refused before the end of the input (streaming would have begun): read
+     * the rest, as a message read whole first would have been, so that the
+     * writer sees the exit status, not a broken pipe. */
+    while (k != NULL && o != OUTCOME_OK && !done && input_step(k->in, false, &done) == OUTCOME_OK)
+        continue;
     envelope_free(&env);
     aliases_free(al);
     header_free(&h);

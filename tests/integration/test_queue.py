@@ -423,6 +423,23 @@ class QueueTest(unittest.TestCase):
         self.assertEqual(res.returncode, 0, res)
         self.assertEqual(len(self.queued_ids()), 1)
 
+    def test_full_disk_while_streaming(self):
+        """The spool fills up after the transfer began: the transfer is given
+        up before its final dot, nothing is delivered, nothing is left."""
+        sh = self.smarthost()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", self.q],
+                       check=True)
+        self.mounted = True
+        self.config()
+        res = self.send("stream full", body=("z" * 76 + "\n") * 50000)
+        self.assertEqual(res.returncode, 73, res)
+        self.assertIn("No space left on device", res.err)
+        self.assertEqual(sh.messages(), [])
+        self.assertEqual(len([l for l in sh.command_lines() if l.upper() == "DATA"]), 1)
+        self.assertEqual([c for c in sh.commands() if c.get("event") == "data-reply"], [])
+        self.assertEqual(self.files(), [])
+        self.assert_queue_empty()
+
     def test_full_disk_on_the_control_file(self):
         """The body fits but the control file does not: nothing partial."""
         self.smarthost()

@@ -325,6 +325,21 @@ class StreamingTests(RelayCase):
         [m] = sh.messages()
         self.assertEqual(m["data"], FULL.replace(b"last line\r\n", body + b"\r\n"))
 
+    def test_refused_large_message_is_still_read_whole(self):
+        # -t and no recipient: refused (65) after the first MiB, but the
+        # input is read to its end, as before, so the writer is not killed
+        # by a broken pipe.
+        sh = self.smarthost()
+        gen = ("import sys\n"
+               "sys.stdout.buffer.write(b'Subject: nobody\\r\\n\\r\\n')\n"
+               "for i in range(60000): sys.stdout.buffer.write(b'%06d lines of text\\r\\n' % i)\n")
+        p = subprocess.run(["bash", "-c", '/usr/bin/python3 -c "$1" | "$2" -C "$3" -i -t; '
+                            'echo "${PIPESTATUS[@]}"', "-", gen, harness.POSTIE, self.config(sh)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.stdout.decode().split(), ["0", "65"], p.stderr.decode())
+        self.assertIn(b"no recipients", p.stderr)
+        self.assertEqual(sh.connections(), 0)
+
     def test_small_body_is_read_before_connecting(self):
         # Under the 1 MiB threshold nothing changes: read, then one session.
         sh = self.smarthost()
