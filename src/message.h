@@ -120,7 +120,10 @@ enum message_more message_more(struct message *m);
  * plan, labels and header block fit it (as message_prepare() would have).
  * body_fd is rewound to 0 after.  A read or spool failure is returned with
  * r filled (what message_prepare() returns for it); body_fd is then -1 and
- * m is for message_free() only.  Nothing to do without an open intake.
+ * m is for message_free() only.  It can fail only before message_more()
+ * said END (a body that said END needs nothing more), so a failure means
+ * the relay never completed the transfer.  Nothing to do without an open
+ * intake.
  */
 enum outcome message_finish(struct message *m, struct result *r);
 
