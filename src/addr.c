@@ -288,7 +288,7 @@ static enum outcome addr_spec(struct addr_parser *p, char *display, const char *
             }
             dom[dl] = '\0';
         }
-        a.addr = mem_printf("%s@%s", local, dom);
+        a.addr = mem_join(local, '@', dom);
         free(local);
         free(dom);
     } else {
@@ -548,7 +548,7 @@ char *addr_qualify(const char *addr, const char *domain)
 {
     if (!addr_is_bare(addr) || domain == NULL || domain[0] == '\0')
         return mem_strdup(addr);
-    return mem_printf("%s@%s", addr, domain);
+    return mem_join(addr, '@', domain);
 }
 
 bool addr_equal(const char *a, const char *b)

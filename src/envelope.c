@@ -63,20 +63,21 @@ static size_t envelope_hash(const char *a)
     return h;
 }
 
-static void envelope_index_put(struct envelope_index *x, const char *a, size_t i)
+static void envelope_index_put(struct envelope_index *x, size_t h, size_t i)
 {
-    size_t m = x->size - 1, k = envelope_hash(a) & m;
+    size_t m = x->size - 1, k = h & m;
     while (x->slot[k] != 0)
         k = (k + 1) & m;
     x->slot[k] = i + 1;
 }
 
-static bool envelope_has(const struct envelope *e, const char *a)
+/* a (whose envelope_hash() is h) is already a recipient. */
+static bool envelope_has(const struct envelope *e, const char *a, size_t h)
 {
     const struct envelope_index *x = e->index;
     if (x == NULL)
         return false;
-    size_t m = x->size - 1, k = envelope_hash(a) & m;
+    size_t m = x->size - 1, k = h & m;
     while (x->slot[k] != 0) {
         if (addr_equal(e->rcpts[x->slot[k] - 1], a))
             return true;
@@ -87,7 +88,8 @@ static bool envelope_has(const struct envelope *e, const char *a)
 
 static void envelope_push(struct envelope *e, const char *a)
 {
-    if (envelope_has(e, a))
+    size_t h = envelope_hash(a);
+    if (envelope_has(e, a, h))
         return;
     if (e->nrcpts == e->cap) {
         e->cap = e->cap ? 2 * e->cap : 8;
@@ -103,11 +105,10 @@ static void envelope_push(struct envelope *e, const char *a)
             x->size *= 2;
         x->slot = mem_array(x->size, sizeof *x->slot);
         e->index = x;
-        for (size_t i = 0; i < e->nrcpts; i++)
-            envelope_index_put(x, e->rcpts[i], i);
-    } else {
-        envelope_index_put(e->index, a, e->nrcpts - 1);
+        for (size_t i = 0; i + 1 < e->nrcpts; i++)
+            envelope_index_put(x, envelope_hash(e->rcpts[i]), i);
     }
+    envelope_index_put(e->index, h, e->nrcpts - 1);
 }
 
 /* true when the domain of a is one of ours (localhost, hostname, qualify domain). */

@@ -91,3 +91,13 @@ void mem_free_secret(char *s)
     mem_wipe(s, strlen(s));
     free(s);
 }
+
+char *mem_join(const char *a, char sep, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = mem_resize(NULL, la + lb + 2, 1);
+    memcpy(s, a, la);
+    s[la] = sep;
+    memcpy(s + la + 1, b, lb + 1);
+    return s;
+}

@@ -20,6 +20,8 @@ void *mem_resize(void *p, size_t n, size_t size); /* overflow-checked realloc */
 char *mem_strdup(const char *s);
 char *mem_strndup(const char *s, size_t n);
 char *mem_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* a, sep and b in one new string ("local" '@' "domain"): no format parsing. */
+char *mem_join(const char *a, char sep, const char *b);
 
 /* Overwrites n bytes at p with zeros in a way the compiler keeps (secrets). */
 void mem_wipe(void *p, size_t n);

@@ -196,9 +196,22 @@ static void relay_copy_status(struct relay_reply *out, const smtp_status_t *st)
     if (st == NULL)
         return;
     out->code = st->code;
-    if (st->enh_class > 0)
-        snprintf(out->enh, sizeof out->enh, "%d.%d.%d", st->enh_class % 10, st->enh_subject % 1000,
-                 st->enh_detail % 1000);
+    if (st->enh_class > 0) {
+        /* "c.sss.ddd" by hand: one per recipient, and snprintf() is most of it */
+        int part[3] = {st->enh_class % 10, st->enh_subject % 1000, st->enh_detail % 1000};
+        char *p = out->enh;
+        for (int i = 0; i < 3; i++) {
+            int v = part[i] < 0 ? -part[i] : part[i];
+            if (i > 0)
+                *p++ = '.';
+            if (v >= 100)
+                *p++ = (char)('0' + v / 100);
+            if (v >= 10)
+                *p++ = (char)('0' + v / 10 % 10);
+            *p++ = (char)('0' + v % 10);
+        }
+        *p = '\0';
+    }
     out->text = relay_text(st->text);
 }
 
