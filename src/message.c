@@ -170,10 +170,13 @@ struct message_intake {
     struct input_params ip;
     struct input *in;
     struct input_result res;
-    int fd;     /* the spool; input.c writes through &fd (a spill moves it) */
-    int in_fd;  /* the input, polled while streaming */
-    bool waits; /* in_fd may wait on a writer (not a regular file) */
-    bool redo;  /* what the relay is sending no longer fits the body */
+    int fd;        /* the spool; input.c writes through &fd (a spill moves it) */
+    int in_fd;     /* the input, polled while streaming */
+    bool waits;    /* in_fd may wait on a writer (not a regular file) */
+    bool redo;     /* what the relay is sending no longer fits the body */
+    bool ended;    /* the input has ended, plain: message_more() said END */
+    bool release;  /* message_params.release_after_send */
+    bool released; /* ... and the spool has been emptied */
     const char *spool_dir;
     struct result err; /* the input's errors, read or spool */
 };
@@ -255,6 +258,7 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
     struct message_intake *k = mem_alloc(sizeof *k);
     k->in_fd = in_fd;
     k->spool_dir = p->spool_dir;
+    k->release = p->release_after_send;
     k->ip.ignore_dots = smtp || (p->opts && p->opts->ignore_dots);
     /* The body starts in memory and moves to a file in spool_dir only when
      * it grows past MESSAGE_SPOOL_MEMORY: the typical message never creates,
@@ -360,13 +364,32 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
     return o;
 }
 
-enum message_more message_more(struct message *m)
+/*
+ * release_after_send: the whole body is spooled and has been handed on, and
+ * nothing will read the spool again.  Freeing its pages now, while the
+ * server still works through what is in flight, spares the caller the wait
+ * at exit (12 ms for 100 MB here).
+ */
+static void message_release(struct message_intake *k, off_t sent, off_t body_len)
+{
+    if (!k->release || k->released || !k->ended || sent < body_len)
+        return;
+    k->released = true;
+    if (ftruncate(k->fd, 0) != 0)
+        log_debug("cannot empty the message spool file early: %s", strerror(errno));
+}
+
+enum message_more message_more(struct message *m, off_t sent)
 {
     struct message_intake *k = m->intake;
     if (k == NULL)
         return MESSAGE_MORE_END;
     if (k->redo)
         return MESSAGE_MORE_REDO;
+    if (k->ended) {
+        message_release(k, sent, m->body_len);
+        return MESSAGE_MORE_END;
+    }
     if (k->waits) {
         /* An input that pauses would hold the server in DATA: give up the
          * transfer and read the rest before sending again. */
@@ -393,7 +416,11 @@ enum message_more message_more(struct message *m)
         k->redo = true;
         return MESSAGE_MORE_REDO;
     }
-    return done ? MESSAGE_MORE_END : MESSAGE_MORE_DATA;
+    if (!done)
+        return MESSAGE_MORE_DATA;
+    k->ended = true;
+    message_release(k, sent, m->body_len);
+    return MESSAGE_MORE_END;
 }
 
 enum outcome message_finish(struct message *m, struct result *r)

@@ -68,6 +68,12 @@ struct message_params {
      * that way; the relay sends it while message_more() reads the rest.
      */
     off_t stream_after;
+    /*
+     * With stream_after: nothing reads the spool once the whole body has
+     * been sent (there is no queue to store the message in), so
+     * message_more() empties it then.  body_len keeps the length.
+     */
+    bool release_after_send;
 };
 
 /*
@@ -109,10 +115,11 @@ enum message_more {
 
 /*
  * For a message still being read: reads one more block into the spool and
- * updates body_len (and body_fd).  Once it has said REDO or ERROR it says
- * so again.  Without an open intake: MESSAGE_MORE_END.
+ * updates body_len (and body_fd); sent is how much of the body the caller
+ * has sent so far.  Once it has said END, REDO or ERROR it says so again.
+ * Without an open intake: MESSAGE_MORE_END.
  */
-enum message_more message_more(struct message *m);
+enum message_more message_more(struct message *m, off_t sent);
 
 /*
  * Reads the rest of the input (no more pauses are noticed), warns about NUL

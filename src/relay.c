@@ -549,7 +549,7 @@ static const char *relay_message_cb(void **ctx, int *len, void *arg)
         case 2: {
             /* body_len is exact: no read is spent on seeing the end */
             if (it->body_fd < 0 || c->off >= it->body_len) {
-                int more = it->more != NULL ? it->more(it, it->more_arg) : 0;
+                int more = it->more != NULL ? it->more(it, it->more_arg, c->off) : 0;
                 /* more to come, or the end came with octets still to send */
                 if (more > 0 || (more == 0 && c->off < it->body_len))
                     continue;

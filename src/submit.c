@@ -124,10 +124,10 @@ static bool submit_downgrade(struct relay_item *it, void *arg)
 }
 
 /* relay_item.more: the body of a message still being read (stream_after). */
-static int submit_more(struct relay_item *it, void *arg)
+static int submit_more(struct relay_item *it, void *arg, off_t sent)
 {
     struct message *m = arg;
-    enum message_more k = message_more(m);
+    enum message_more k = message_more(m, sent);
     it->body_fd = m->body_fd;
     it->body_len = m->body_len;
     return k == MESSAGE_MORE_DATA ? 1 : k == MESSAGE_MORE_END ? 0 : -1;
@@ -194,6 +194,8 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
         .stream_after = o->queue_only || p->smtp_sender != NULL || p->smtp_rcpts != NULL
                             ? 0
                             : SUBMIT_STREAM_AFTER,
+        /* Without a queue, a message that went out whole is never read again. */
+        .release_after_send = q == NULL,
     };
     struct message m;
     enum outcome rc = message_prepare(&mp, in_fd, &m, r);

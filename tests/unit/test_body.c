@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "body.h"
@@ -349,7 +350,8 @@ static void test_spool_memory_then_file(void **state)
 }
 
 /* message_prepare() with stream_after on a large body ending in tail. */
-static int stream_prepare(const char *tail, struct message *m, char **want, size_t *wlen)
+static int stream_prepare_with(const char *tail, bool release, struct message *m, char **want,
+                               size_t *wlen)
 {
     size_t cap = 200000, len = 0;
     char *text = mem_alloc(cap);
@@ -365,7 +367,11 @@ static int stream_prepare(const char *tail, struct message *m, char **want, size
     char *args[] = {"a@example.org"};
     struct opts o = {.args = args, .nargs = 1, .ignore_dots = true};
     struct conf c = {.qualify_domain = "box.example", .hostname = "box.example"};
-    struct message_params p = {.opts = &o, .conf = &c, .user = "alice", .stream_after = 10000};
+    struct message_params p = {.opts = &o,
+                               .conf = &c,
+                               .user = "alice",
+                               .stream_after = 10000,
+                               .release_after_send = release};
     struct result r;
     int in = message_spool_open(NULL, &r);
     assert_int_equal(write(in, text, len), (ssize_t)len);
@@ -380,18 +386,23 @@ static int stream_prepare(const char *tail, struct message *m, char **want, size
     return in;
 }
 
+static int stream_prepare(const char *tail, struct message *m, char **want, size_t *wlen)
+{
+    return stream_prepare_with(tail, false, m, want, wlen);
+}
+
 /* ... then message_more() to the end and message_finish(). */
 static enum message_more stream(const char *tail, struct message *m, char **want, size_t *wlen)
 {
     int in = stream_prepare(tail, m, want, wlen);
     enum message_more k;
     off_t last = m->body_len;
-    while ((k = message_more(m)) == MESSAGE_MORE_DATA) {
+    while ((k = message_more(m, m->body_len)) == MESSAGE_MORE_DATA) {
         assert_true(m->body_len >= last);
         last = m->body_len;
     }
     /* said once, said again */
-    assert_int_equal(message_more(m), k);
+    assert_int_equal(message_more(m, m->body_len), k);
     struct result r;
     assert_int_equal(message_finish(m, &r), OUTCOME_OK);
     assert_null(m->intake);
@@ -441,6 +452,41 @@ static void test_streaming(void **state)
     message_free(&m);
 }
 
+/* release_after_send: the spool is emptied once all of it was sent, and
+ * not before; without it, it is kept. */
+static void test_streaming_release(void **state)
+{
+    (void)state;
+    for (int release = 0; release < 2; release++) {
+        struct message m;
+        char *want;
+        size_t wlen;
+        int in = stream_prepare_with("last\r\n", release, &m, &want, &wlen);
+        /* read to the end, nothing sent yet: the spool is whole */
+        enum message_more k;
+        while ((k = message_more(&m, 0)) == MESSAGE_MORE_DATA)
+            continue;
+        assert_int_equal(k, MESSAGE_MORE_END);
+        struct stat st;
+        assert_int_equal(fstat(m.body_fd, &st), 0);
+        assert_int_equal(st.st_size, m.body_len);
+        /* one octet short of all of it: still whole */
+        assert_int_equal(message_more(&m, m.body_len - 1), MESSAGE_MORE_END);
+        assert_int_equal(fstat(m.body_fd, &st), 0);
+        assert_int_equal(st.st_size, m.body_len);
+        /* all of it sent */
+        assert_int_equal(message_more(&m, m.body_len), MESSAGE_MORE_END);
+        assert_int_equal(fstat(m.body_fd, &st), 0);
+        assert_int_equal(st.st_size, release ? 0 : m.body_len);
+        struct result r;
+        assert_int_equal(message_finish(&m, &r), OUTCOME_OK);
+        assert_int_equal(m.body_len, (off_t)wlen);
+        free(want);
+        message_free(&m);
+        close(in);
+    }
+}
+
 /* Freed while still reading: nothing left open. */
 static void test_streaming_freed_early(void **state)
 {
@@ -450,7 +496,7 @@ static void test_streaming_freed_early(void **state)
     char *want;
     size_t wlen;
     int in = stream_prepare("x\r\n", &m, &want, &wlen);
-    assert_int_equal(message_more(&m), MESSAGE_MORE_DATA);
+    assert_int_equal(message_more(&m, m.body_len), MESSAGE_MORE_DATA);
     message_free(&m);
     close(in);
     free(want);
@@ -470,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_prepare_failures_clean_up),
         cmocka_unit_test(test_spool_memory_then_file),
         cmocka_unit_test(test_streaming),
+        cmocka_unit_test(test_streaming_release),
         cmocka_unit_test(test_streaming_freed_early),
     };
     return TESTLIB_RUN(tests);
