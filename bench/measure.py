@@ -88,7 +88,7 @@ def main():
         "wall ms", "cpu ms", "failures"))
     for name, _ in clients:
         r = res[name]
-        print("%-7s | %8.1f %8.1f %10d | %8.2f %8.2f %12d | %8.1f %8.1f | %d" % (
+        print("%-7s | %8.1f %8.1f %10d | %8.3f %8.3f %12d | %8.1f %8.1f | %d" % (
             name, statistics.median(r["sw"]) * 1000, statistics.median(r["sc"]) * 1000,
             statistics.median(r["srss"]), min(r["lw"]), min(r["lc"]), max(r["lrss"]),
             min(r["rw"]) * 1000, min(r["rc"]) * 1000, r["bad"]))
