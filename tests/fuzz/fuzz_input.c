@@ -3,10 +3,13 @@
  * the header parser on what it produced (the real pipeline order).
  *
  * The first input byte chooses the parameters (bit 0: -i, bit 1: a small
- * header cap); the rest is the message, fed through a memfd.  Oracles: the
- * body spool is canonical CRLF with no NUL; body_len is what was written;
- * without -i no body line is a lone "."; the header block is CRLF lines
- * with no empty line and no NUL, and header_parse() accepts it.
+ * header cap, bits 2-7: a spill threshold); the rest is the message, fed
+ * through a memfd.  Oracles: the body spool is canonical CRLF with no NUL;
+ * body_len is what was written; without -i no body line is a lone "."; the
+ * header block is CRLF lines with no empty line and no NUL, and
+ * header_parse() accepts it.  Differential: the same input read a block at a
+ * time with every block flushed (input_step), its body spilling from one
+ * memfd to another past the threshold, gives the same result and body.
  */
 #include "config.h"
 
@@ -22,6 +25,62 @@
 #include "result.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int fuzz_input_spill(void *arg, struct result *r)
+{
+    (void)arg;
+    (void)r;
+    int fd = memfd_create("fuzz-spill", 0);
+    if (fd < 0)
+        abort();
+    return fd;
+}
+
+static char *fuzz_input_slurp(int fd, off_t len)
+{
+    char *b = malloc((size_t)len + 1);
+    if (b == NULL || pread(fd, b, (size_t)len, 0) != len)
+        abort();
+    return b;
+}
+
+/* input_open/input_step with flush and a spill, against input_read's res and body. */
+static void fuzz_input_steps(int in, const struct input_params *base, off_t spill_at,
+                             const struct input_result *want, const char *want_body)
+{
+    struct input_params p = *base;
+    p.spill_at = spill_at;
+    p.spill = fuzz_input_spill;
+    int body = memfd_create("fuzz-body2", 0);
+    if (body < 0)
+        abort();
+    lseek(in, 0, SEEK_SET);
+    struct input_result res;
+    struct result r;
+    result_clear(&r);
+    struct input *s = input_open(in, &body, &p, &res, &r);
+    bool done = false;
+    while (!done) {
+        if (input_step(s, true, &done) != OUTCOME_OK)
+            abort(); /* input_read() succeeded on the same input */
+        if (lseek(body, 0, SEEK_END) != res.body_len)
+            abort(); /* flushed: everything read is in the spool */
+    }
+    input_close(s);
+    if (res.body_len != want->body_len || res.longest_line != want->longest_line ||
+        res.body_8bit != want->body_8bit || res.body_utf8 != want->body_utf8 ||
+        res.nul_removed != want->nul_removed || res.headers_len != want->headers_len ||
+        res.separator != want->separator || res.dot_ended != want->dot_ended)
+        abort();
+    if (res.headers_len > 0 && memcmp(res.headers, want->headers, res.headers_len) != 0)
+        abort();
+    char *b = fuzz_input_slurp(body, res.body_len);
+    if (memcmp(b, want_body, (size_t)res.body_len) != 0)
+        abort();
+    free(b);
+    input_result_free(&res);
+    close(body);
+}
 
 static void fuzz_input_check_crlf(const char *s, size_t len, bool body, bool ignore_dots)
 {
@@ -53,6 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0)
         return 0;
     struct input_params p = {.ignore_dots = data[0] & 1, .header_max = (data[0] & 2) ? 512 : 0};
+    off_t spill_at = (off_t)(data[0] >> 2) * 61;
     data++;
     size--;
 
@@ -72,10 +132,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off_t end = lseek(body, 0, SEEK_END);
         if (end != res.body_len)
             abort();
-        char *b = malloc((size_t)end + 1);
-        if (b == NULL || pread(body, b, (size_t)end, 0) != end)
-            abort();
+        char *b = fuzz_input_slurp(body, end);
         fuzz_input_check_crlf(b, (size_t)end, true, p.ignore_dots);
+        fuzz_input_steps(in, &p, spill_at, &res, b);
         free(b);
         /* input.h promises "" for no headers; NULL with length 0 (after a lone
          * mbox "From " line) is tolerated: header_parse() accepts it */
