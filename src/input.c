@@ -32,7 +32,6 @@ struct input {
     int in_fd;
     int *body_fd;
     bool spilled;
-    bool ended;          /* the input is read to its end (or the lone dot) */
     enum outcome failed; /* a read or spool error ends the input too */
     size_t header_max;
     bool in_body;
@@ -434,8 +433,9 @@ struct input *input_open(int in_fd, int *body_fd, const struct input_params *p,
 
 enum outcome input_step(struct input *s, bool flush, bool *done)
 {
-    *done = s->ended;
-    if (s->failed != OUTCOME_OK || s->ended)
+    /* done (the end or the lone dot) is final once its flush succeeded */
+    *done = s->done && s->failed == OUTCOME_OK;
+    if (s->failed != OUTCOME_OK || s->done)
         return s->failed;
     ssize_t n;
     do
@@ -470,8 +470,16 @@ enum outcome input_step(struct input *s, bool flush, bool *done)
     if (o == OUTCOME_OK && (s->done || (flush && s->olen > 0)))
         o = input_flush(s);
     s->failed = o;
-    s->ended = o == OUTCOME_OK && s->done;
-    *done = s->ended;
+    *done = o == OUTCOME_OK && s->done;
+    return o;
+}
+
+enum outcome input_rest(struct input *s)
+{
+    bool done = false;
+    enum outcome o = OUTCOME_OK;
+    while (o == OUTCOME_OK && !done)
+        o = input_step(s, false, &done);
     return o;
 }
 
@@ -493,10 +501,7 @@ enum outcome input_read(int in_fd, int *body_fd, const struct input_params *p,
                         struct input_result *out, struct result *r)
 {
     struct input *s = input_open(in_fd, body_fd, p, out, r);
-    bool done = false;
-    enum outcome o = OUTCOME_OK;
-    while (o == OUTCOME_OK && !done)
-        o = input_step(s, false, &done);
+    enum outcome o = input_rest(s);
     input_close(s);
     if (o != OUTCOME_OK)
         input_result_free(out);

@@ -89,6 +89,8 @@ struct input;
 struct input *input_open(int in_fd, int *body_fd, const struct input_params *p,
                          struct input_result *out, struct result *r);
 enum outcome input_step(struct input *s, bool flush, bool *done);
+/* Steps (without flush) to the end of the input, or to the first error. */
+enum outcome input_rest(struct input *s);
 /* The header block is complete: what is read now is body. */
 bool input_in_body(const struct input *s);
 void input_close(struct input *s);

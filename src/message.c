@@ -353,8 +353,8 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
     /* Refused before the end of the input (streaming would have begun): read
      * the rest, as a message read whole first would have been, so that the
      * writer sees the exit status, not a broken pipe. */
-    while (k != NULL && o != OUTCOME_OK && !done && input_step(k->in, false, &done) == OUTCOME_OK)
-        continue;
+    if (k != NULL && o != OUTCOME_OK && !done)
+        (void)input_rest(k->in);
     envelope_free(&env);
     aliases_free(al);
     header_free(&h);
@@ -365,6 +365,7 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
 }
 
 /*
+ * Called once the input has ended (k->ended).
  * release_after_send: the whole body is spooled and has been handed on, and
  * nothing will read the spool again.  Freeing its pages now, while the
  * server still works through what is in flight, spares the caller the wait
@@ -372,7 +373,7 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
  */
 static void message_release(struct message_intake *k, off_t sent, off_t body_len)
 {
-    if (!k->release || k->released || !k->ended || sent < body_len)
+    if (!k->release || k->released || sent < body_len)
         return;
     k->released = true;
     if (ftruncate(k->fd, 0) != 0)
@@ -431,10 +432,7 @@ enum outcome message_finish(struct message *m, struct result *r)
     m->intake = NULL;
     m->body_fd = -1;
     m->body_estimate = 0;
-    enum outcome o = OUTCOME_OK;
-    bool done = false;
-    while (o == OUTCOME_OK && !done)
-        o = input_step(k->in, false, &done);
+    enum outcome o = input_rest(k->in);
     if (o != OUTCOME_OK && r != NULL)
         *r = k->err;
     if (o == OUTCOME_OK) {
@@ -453,9 +451,8 @@ enum outcome message_finish(struct message *m, struct result *r)
     }
     /* Not a failure of its own: a body that went out whole must not be
      * reported undelivered, and every reader uses pread() or seeks itself. */
-    if (o == OUTCOME_OK)
-        (void)lseek(k->fd, 0, SEEK_SET);
     if (o == OUTCOME_OK) {
+        (void)lseek(k->fd, 0, SEEK_SET);
         m->body_fd = k->fd;
         k->fd = -1;
     }
