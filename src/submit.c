@@ -99,6 +99,15 @@ struct submit_downgrade {
     const char *spool_dir;
 };
 
+/* Every recipient of m, to be tried, with no result yet. */
+static void submit_rcpts_pending(struct relay_rcpt *rcpts, const struct message *m,
+                                 const struct opts *o)
+{
+    for (size_t i = 0; i < m->nrcpts; i++)
+        rcpts[i] =
+            (struct relay_rcpt){.addr = m->rcpts[i], .notify = o->notify, .state = RELAY_PENDING};
+}
+
 /* The item's copy of what the message holds now. */
 static void submit_item_update(struct relay_item *it, const struct message *m)
 {
@@ -211,11 +220,7 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
     if ((o->queue_only || acct == NULL) && (rc = message_finish(&m, r)) != OUTCOME_OK)
         goto out;
     rcpts = mem_array(m.nrcpts, sizeof *rcpts);
-    for (size_t i = 0; i < m.nrcpts; i++) {
-        rcpts[i].addr = m.rcpts[i];
-        rcpts[i].notify = o->notify;
-        rcpts[i].state = RELAY_PENDING;
-    }
+    submit_rcpts_pending(rcpts, &m, o);
     struct relay_item it = {
         .sender = m.sender,
         .rcpts = rcpts,
@@ -278,9 +283,7 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
             /* Given up before the final dot: nothing was delivered.  Again,
              * with the message as it is now complete. */
             log_debug("sending the message again, now that it is read to its end");
-            for (size_t i = 0; i < it.nrcpts; i++)
-                it.rcpts[i] = (struct relay_rcpt){
-                    .addr = m.rcpts[i], .notify = o->notify, .state = RELAY_PENDING};
+            submit_rcpts_pending(it.rcpts, &m, o);
             it.reply = (struct relay_reply){0};
             it.failure = RESULT_FAIL_NONE;
             it.abandoned = false;
