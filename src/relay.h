@@ -79,11 +79,11 @@ struct relay_item {
     void *downgrade_arg;
     /*
      * Optional: the body is still being read.  Called whenever body_len
-     * octets (sent) have been handed to libESMTP: 1 when there may be more (body_len grew, or
-     * ask again), 0 at the end of the body (body_len may have grown a last
-     * time), -1 to give up the transfer
-     * before its final dot, so that nothing is delivered (abandoned is set,
-     * and the item's results say nothing of the message).
+     * octets (sent) have been handed to libESMTP: 1 when there may be more
+     * (body_len grew, or ask again), 0 at the end of the body (body_len may
+     * have grown a last time), -1 to give up the transfer before its final
+     * dot, so that nothing is delivered (abandoned is set, and the item's
+     * results say nothing of the message).
      */
     int (*more)(struct relay_item *it, void *arg, off_t sent);
     void *more_arg;
