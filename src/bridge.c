@@ -5,12 +5,14 @@
  * the connect (non-blocking, with a timeout, every getaddrinfo address in
  * turn), implicit TLS or the EHLO/STARTTLS exchange, and the TLS handshake
  * with our own SSL_CTX (TLS >= 1.2, verify-peer, host or IP pinned, SNI).
- * It then listens on 127.0.0.1:0 for libESMTP's connect().  bridge_attach()
- * finds libESMTP's socket (the descriptor of this very process whose peer
- * is the listener) and dup2()s the smarthost socket onto it (plaintext), or
- * one end of a socketpair whose other end a thread relays to the smarthost
- * through TLS (and, for -bv, holds back DATA) until either side closes or
- * nothing moves for longer than the safety limit.
+ * It then arms the handoff: libESMTP is told to connect to 127.0.0.1 port 0,
+ * an address no connect() can reach, and this file's connect() (which the
+ * dynamic linker binds libESMTP to, before the C library's) takes that one
+ * call: it records libESMTP's socket and returns success without touching
+ * the network.  bridge_attach() then dup3()s the smarthost socket onto it
+ * (plaintext), or one end of a socketpair whose other end a thread relays to
+ * the smarthost through TLS (and, for -bv, holds back DATA) until either
+ * side closes or nothing moves for longer than the safety limit.
  */
 #include "config.h"
 
@@ -18,7 +20,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -56,11 +58,10 @@ struct bridge {
     SSL_CTX *ctx;
     SSL *ssl;
     bool secure;
-    int listen_fd;
-    struct sockaddr_in listen_addr; /* where libESMTP connects */
-    int local_fd;                   /* thread mode: our end of the socketpair libESMTP talks on */
-    bool attached;                  /* bridge_attach() ran */
-    bool direct;                    /* libESMTP holds the smarthost socket itself (no thread) */
+    int client;    /* libESMTP's socket, taken by connect() below; -1 before */
+    int local_fd;  /* thread mode: our end of the socketpair libESMTP talks on */
+    bool attached; /* bridge_attach() ran */
+    bool direct;   /* libESMTP holds the smarthost socket itself (no thread) */
     int stop_pipe[2];
     pthread_t thread;
     bool thread_running;
@@ -542,63 +543,6 @@ static enum result_failure bridge_handshake(struct bridge *b, const struct conf_
 
 /* ------------------------------------------------------------------ the relay thread */
 
-/* true when fd is connected to our listener (and is not the listener). */
-static bool bridge_is_client(const struct bridge *b, int fd)
-{
-    if (fd < 0 || fd == b->listen_fd || fd == b->remote_fd)
-        return false;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 || ss.ss_family != AF_INET)
-        return false;
-    const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-    return sin->sin_port == b->listen_addr.sin_port &&
-           sin->sin_addr.s_addr == b->listen_addr.sin_addr.s_addr;
-}
-
-/*
- * libESMTP's socket: the one descriptor of this process whose peer is our
- * listener.  Only descriptors of this very process are looked at, so a
- * connection another local user might race to the port is never taken for
- * it.  Returns the fd or -1.
- */
-static int bridge_find_client(const struct bridge *b)
-{
-    /* socket() takes the lowest free descriptor, and the listener took the
-     * lowest one just before: libESMTP's is nearly always the next. */
-    if (bridge_is_client(b, b->listen_fd + 1))
-        return b->listen_fd + 1;
-    DIR *d = opendir("/proc/self/fd");
-    int maxfd = 0;
-    if (d == NULL) {
-        long m = sysconf(_SC_OPEN_MAX);
-        maxfd = m > 0 && m < 65536 ? (int)m : 65536;
-    }
-    int found = -1;
-    for (int i = 0; found < 0; i++) {
-        int fd;
-        if (d != NULL) {
-            struct dirent *de = readdir(d);
-            if (de == NULL)
-                break;
-            if (!isdigit((unsigned char)de->d_name[0]))
-                continue;
-            fd = atoi(de->d_name);
-            if (fd == dirfd(d))
-                continue;
-        } else {
-            if (i >= maxfd)
-                break;
-            fd = i;
-        }
-        if (bridge_is_client(b, fd))
-            found = fd;
-    }
-    if (d != NULL)
-        closedir(d);
-    return found;
-}
-
 /* Remote I/O: returns >0 bytes, 0 at EOF, -1 would block (*want = POLLIN/POLLOUT), -2 error. */
 static ssize_t bridge_remote_io(struct bridge *b, bool writing, void *buf, size_t len, short *want)
 {
@@ -895,22 +839,56 @@ static void *bridge_thread(void *arg)
 
 /* ------------------------------------------------------------------ public */
 
-static enum result_failure bridge_listen(struct bridge *b, char *local_server, size_t len,
-                                         struct result *r)
+/*
+ * The handoff.  libESMTP 1.1.0 connects by itself to what smtp_set_server()
+ * names; it cannot be given a socket.  So it is given an address that no
+ * connect() can reach, 127.0.0.1 port 0, and this connect() - an executable's
+ * definition comes first in the dynamic linker's search, so libESMTP's calls
+ * land here - takes the one call to that address while a bridge is armed:
+ * it records libESMTP's fresh socket and reports success, and
+ * bridge_attach() puts the real connection under it.  Every other call goes
+ * on to the C library's connect().  Nothing listens, nothing is exchanged on
+ * the loopback interface, and if the call ever bypassed this function it
+ * would fail (connection refused) instead of reaching anything.
+ */
+static struct bridge *bridge_armed; /* main thread only: libESMTP connects there */
+
+static bool bridge_is_handoff(const struct sockaddr *sa, socklen_t len)
 {
-    b->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (b->listen_fd < 0)
-        return bridge_fail(r, RESULT_FAIL_LOCAL, "loopback socket: %s", strerror(errno));
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sin;
-    if (bind(b->listen_fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
-        listen(b->listen_fd, 4) != 0 ||
-        getsockname(b->listen_fd, (struct sockaddr *)&sin, &sl) != 0)
-        return bridge_fail(r, RESULT_FAIL_LOCAL, "loopback listener: %s", strerror(errno));
-    b->listen_addr = sin;
-    snprintf(local_server, len, "127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
-    return RESULT_FAIL_NONE;
+    if (sa == NULL || len < (socklen_t)sizeof(struct sockaddr_in) || sa->sa_family != AF_INET)
+        return false;
+    struct sockaddr_in sin;
+    memcpy(&sin, sa, sizeof sin);
+    return sin.sin_port == 0 && sin.sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+}
+
+/* glibc declares connect() with a transparent union of pointers under _GNU_SOURCE */
+#ifdef __CONST_SOCKADDR_ARG
+#define BRIDGE_SOCKADDR_ARG __CONST_SOCKADDR_ARG
+#else
+#define BRIDGE_SOCKADDR_ARG const struct sockaddr *
+#endif
+
+int connect(int fd, BRIDGE_SOCKADDR_ARG addr, socklen_t len)
+{
+    const struct sockaddr *sa;
+    memcpy(&sa, &addr, sizeof sa); /* the pointer itself, in either declaration */
+    struct bridge *b = bridge_armed;
+    if (b != NULL && bridge_is_handoff(sa, len)) {
+        bridge_armed = NULL;
+        b->client = fd;
+        return 0;
+    }
+    static int (*next)(int, const struct sockaddr *, socklen_t);
+    if (next == NULL) {
+        void *f = dlsym(RTLD_NEXT, "connect");
+        if (f == NULL) {
+            errno = ENOSYS;
+            return -1;
+        }
+        memcpy(&next, &f, sizeof next); /* ISO C has no object-to-function pointer cast */
+    }
+    return next(fd, sa, len);
 }
 
 enum result_failure bridge_open(const struct conf_account *a, const char *ehlo_name,
@@ -919,7 +897,7 @@ enum result_failure bridge_open(const struct conf_account *a, const char *ehlo_n
 {
     *out = NULL;
     struct bridge *b = mem_alloc(sizeof *b);
-    b->remote_fd = b->listen_fd = b->local_fd = -1;
+    b->remote_fd = b->client = b->local_fd = -1;
     b->stop_pipe[0] = b->stop_pipe[1] = -1;
     b->stopped = true; /* nothing to stop until the thread runs */
     atomic_init(&b->cut, false);
@@ -948,12 +926,12 @@ enum result_failure bridge_open(const struct conf_account *a, const char *ehlo_n
         int n = snprintf(b->greeting, sizeof b->greeting, "220 %.200s ESMTP\r\n", a->host);
         b->greeting_len = (size_t)n;
     }
-    if (f == RESULT_FAIL_NONE)
-        f = bridge_listen(b, local_server, len, r);
     if (f != RESULT_FAIL_NONE) {
         bridge_close(b);
         return f;
     }
+    snprintf(local_server, len, "127.0.0.1:0");
+    bridge_armed = b;
     *out = b;
     return RESULT_FAIL_NONE;
 }
@@ -974,15 +952,11 @@ bool bridge_attach(struct bridge *b, char *why, size_t len)
     if (b == NULL || b->attached)
         return b != NULL;
     b->attached = true;
-    int client = bridge_find_client(b);
+    int client = b->client;
     if (client < 0) {
-        snprintf(why, len, "libESMTP's connection to the loopback port was not found");
+        snprintf(why, len, "libESMTP's connect() did not come through postie's handoff");
         return false;
     }
-    /* Nobody else may connect any more; libESMTP's own queued connection
-     * goes with the listener (its socket is replaced below). */
-    close(b->listen_fd);
-    b->listen_fd = -1;
     int fd = -1;
     if (b->ssl == NULL && b->greeting_len == 0 && !atomic_load(&b->verify)) {
         /* Plaintext: libESMTP gets the smarthost socket itself, no thread.
@@ -1080,6 +1054,9 @@ enum bridge_end bridge_end_reason(struct bridge *b, char *why, size_t len)
         }
     } else if (!b->attached && b->end == BRIDGE_END_NONE) {
         b->end = BRIDGE_END_LOCAL_CLOSED; /* libESMTP never connected */
+        if (b->client < 0)
+            snprintf(b->end_why, sizeof b->end_why,
+                     "libESMTP's connect() did not come through postie's handoff");
     }
     if (why != NULL && len > 0)
         snprintf(why, len, "%s", b->end_why);
@@ -1095,7 +1072,9 @@ void bridge_close(struct bridge *b)
         SSL_free(b->ssl);
     if (b->ctx != NULL)
         SSL_CTX_free(b->ctx);
-    int fds[] = {b->remote_fd, b->listen_fd, b->local_fd, b->stop_pipe[0], b->stop_pipe[1]};
+    if (bridge_armed == b)
+        bridge_armed = NULL;
+    int fds[] = {b->remote_fd, b->local_fd, b->stop_pipe[0], b->stop_pipe[1]};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
             close(fds[i]);

@@ -8,11 +8,14 @@
  * 5, 9).  So postie opens the connection itself: it connects with its own
  * timeout (names, IPv4 and IPv6 literals), does implicit TLS, or reads the
  * greeting and does EHLO + STARTTLS + the handshake itself, verifying the
- * chain and the configured name or IP literal, with SNI.  It then listens on
- * an ephemeral 127.0.0.1 port for libESMTP, whose connect() to it is the
- * only way into libESMTP's session.  When libESMTP reports that connection
- * (SMTP_EV_CONNECT, before any byte is read or written), bridge_attach()
- * puts another socket under libESMTP's descriptor with dup2():
+ * chain and the configured name or IP literal, with SNI.  libESMTP, which
+ * cannot be handed a socket, is told to connect to 127.0.0.1 port 0, an
+ * address no connect() reaches; bridge.c's own connect(), which the dynamic
+ * linker binds libESMTP to ahead of the C library's, takes that one call and
+ * records libESMTP's socket without touching the network.  When libESMTP
+ * reports the connection (SMTP_EV_CONNECT, before any byte is read or
+ * written), bridge_attach() puts another socket under libESMTP's descriptor
+ * with dup3():
  *   - plaintext (tls = "none", not -bv): the smarthost socket itself, so
  *     libESMTP talks to the server directly, with no copy and no thread;
  *   - TLS, or -bv: one end of a socketpair, the other end relayed to the
@@ -31,10 +34,11 @@ struct bridge;
 
 /*
  * Connects to the account's smarthost and sets up TLS as configured.
- * On success *out is running and *local_server is "127.0.0.1:PORT" for
- * smtp_set_server().  On failure returns the failure kind (and the reply
- * or reason in r's text); nothing is left open.  ehlo_name is the name sent
- * in postie's own EHLO (STARTTLS mode).
+ * On success *out is running, armed for libESMTP's connect(), and
+ * *local_server is the address to give smtp_set_server().  On failure
+ * returns the failure kind (and the reply or reason in r's text); nothing
+ * is left open.  ehlo_name is the name sent in postie's own EHLO (STARTTLS
+ * mode).
  */
 enum result_failure bridge_open(const struct conf_account *a, const char *ehlo_name,
                                 struct bridge **out, char *local_server, size_t len,
@@ -42,9 +46,8 @@ enum result_failure bridge_open(const struct conf_account *a, const char *ehlo_n
 
 /*
  * Called from libESMTP's SMTP_EV_CONNECT event (its connect() to
- * local_server has just succeeded, nothing was exchanged yet): finds
- * libESMTP's socket among this process's descriptors, closes the listener
- * and replaces that socket as described above.  false (reason in why) when
+ * local_server was just taken by the handoff, nothing was exchanged yet):
+ * replaces libESMTP's socket as described above.  false (reason in why) when
  * it cannot; the session must then be stopped (bridge_cut()).
  */
 bool bridge_attach(struct bridge *b, char *why, size_t len);
@@ -89,9 +92,10 @@ void bridge_stop(struct bridge *b);
 
 /*
  * How the connection ended (for a session that failed); why (may be NULL)
- * receives a reason for BRIDGE_END_TIMEOUT and BRIDGE_END_ERROR.  Without a
- * relay thread it looks at the smarthost socket: the server closed it, or
- * it is still open (libESMTP gave up by itself).
+ * receives a reason for BRIDGE_END_TIMEOUT and BRIDGE_END_ERROR, and for
+ * BRIDGE_END_LOCAL_CLOSED when libESMTP's connect() never reached the
+ * handoff.  Without a relay thread it looks at the smarthost socket: the
+ * server closed it, or it is still open (libESMTP gave up by itself).
  */
 enum bridge_end bridge_end_reason(struct bridge *b, char *why, size_t len);
 

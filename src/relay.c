@@ -1,8 +1,8 @@
 /*
  * relay.c - one libESMTP session to the smarthost; see relay.h.
  *
- * bridge.c owns the socket and TLS; libESMTP connects to the bridge's
- * loopback port, and at SMTP_EV_CONNECT bridge_attach() puts the smarthost
+ * bridge.c owns the socket and TLS; libESMTP's connect() is taken by the
+ * bridge's handoff, and at SMTP_EV_CONNECT bridge_attach() puts the smarthost
  * socket (plaintext) or a socketpair to the TLS relay under it; libESMTP's
  * own STARTTLS stays off.  What libESMTP 1.1.0
  * cannot do by itself is done here through its callbacks
@@ -1083,10 +1083,11 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
                 char e[128];
                 smtp_strerror(serr, e, sizeof e);
                 sf = end == BRIDGE_END_REMOTE_CLOSED ? RESULT_FAIL_DROPPED : RESULT_FAIL_LOCAL;
+                bool own = end == BRIDGE_END_REMOTE_CLOSED || end == BRIDGE_END_LOCAL_CLOSED;
                 snprintf(sf_text, sizeof sf_text, "%s: %s", rs.where,
-                         end != BRIDGE_END_REMOTE_CLOSED ? e
-                         : why[0] != '\0'                ? why
-                                                         : "connection closed by the server");
+                         own && why[0] != '\0'             ? why
+                         : end != BRIDGE_END_REMOTE_CLOSED ? e
+                                                           : "connection closed by the server");
             }
         } else if (incomplete && !(s->verify_only && rs.aborted_data)) {
             if (end == BRIDGE_END_REMOTE_CLOSED) {

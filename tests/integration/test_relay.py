@@ -372,11 +372,10 @@ class StreamingTests(RelayCase):
 
 
 class InheritedDescriptorTests(RelayCase):
-    """libESMTP's socket is found among postie's descriptors (bridge.c): right
-    after the loopback listener's when the caller left that one free, by a
-    scan of /proc/self/fd otherwise.  Callers pass descriptors of their own;
-    one open descriptor at each position 3-12 moves that boundary through
-    both cases, and every message must arrive intact."""
+    """Callers pass descriptors of their own.  One open descriptor at each
+    position 3-12 moves every descriptor postie opens (spool, smarthost
+    socket, libESMTP's socket taken by the handoff in bridge.c), and every
+    message must arrive intact."""
 
     def test_message_arrives_whatever_descriptors_are_open(self):
         import subprocess

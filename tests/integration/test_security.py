@@ -358,7 +358,7 @@ def _socket_inodes(pid):
 
 
 class LocalPortTests(unittest.TestCase):
-    """T19: the loopback port libESMTP connects to is never a way in.
+    """T19: libESMTP's connection is never a way in: postie opens no port for it.
 
     While postie is in the middle of a session (the smarthost stalls in DATA),
     it must hold no listening socket, in plaintext and in TLS mode."""
