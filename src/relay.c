@@ -969,7 +969,7 @@ enum outcome relay_run(const struct relay_settings *s, struct relay_item *items,
         enum outcome rc = conf_password(a, &pw, r);
         if (rc != OUTCOME_OK) {
             mem_free_secret(pw);
-            return rc == OUTCOME_OK ? OUTCOME_CONFIG : rc;
+            return rc;
         }
         if (pw == NULL)
             return result_set(r, OUTCOME_CONFIG,
