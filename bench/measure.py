@@ -44,18 +44,11 @@ def run(argv, stdin_path):
     (exit status, wall s, cpu s, peak RSS KiB): CPU from wait4() (microsecond
     resolution; /usr/bin/time's own share is a fraction of a millisecond),
     peak RSS from /usr/bin/time's %M (the client's own ru_maxrss)."""
-    with tempfile.NamedTemporaryFile("r") as out, open(stdin_path, "rb") as inp, \
-            open(os.devnull, "wb") as null:
-        argv = ["/usr/bin/time", "-f", "%M", "-o", out.name] + argv
-        start = time.monotonic()
-        pid = os.posix_spawn(argv[0], argv, ENV,
-                             file_actions=[(os.POSIX_SPAWN_DUP2, inp.fileno(), 0),
-                                           (os.POSIX_SPAWN_DUP2, null.fileno(), 1),
-                                           (os.POSIX_SPAWN_DUP2, null.fileno(), 2)])
-        _, status, ru = os.wait4(pid, 0)
-        wall = time.monotonic() - start
+    with tempfile.NamedTemporaryFile("r") as out:
+        rc, wall, cpu = run_direct(["/usr/bin/time", "-f", "%M", "-o", out.name] + argv,
+                                   stdin_path)
         rss = out.read().split()[-1]
-    return os.waitstatus_to_exitcode(status), wall, ru.ru_utime + ru.ru_stime, int(rss)
+    return rc, wall, cpu, int(rss)
 
 
 def main():

@@ -63,6 +63,20 @@ static int try_connect(int fd, int port, int *err)
     return rc;
 }
 
+/* bridge_open() to the fixture's listener: the bridge, and the accepted smarthost side. */
+static int open_bridge(struct fixture *f, struct bridge **b)
+{
+    char local[64];
+    struct result r;
+    result_clear(&r);
+    assert_int_equal(bridge_open(&f->a, "test.example", b, local, sizeof local, &r),
+                     RESULT_FAIL_NONE);
+    assert_string_equal(local, "127.0.0.1:0");
+    int server = accept(f->listener, NULL, NULL);
+    assert_true(server >= 0);
+    return server;
+}
+
 static void test_unarmed_connect_reaches_the_c_library(void **state)
 {
     struct fixture *f = *state;
@@ -83,14 +97,7 @@ static void test_armed_connect_is_taken_once_and_attached(void **state)
 {
     struct fixture *f = *state;
     struct bridge *b = NULL;
-    char local[64];
-    struct result r;
-    result_clear(&r);
-    assert_int_equal(bridge_open(&f->a, "test.example", &b, local, sizeof local, &r),
-                     RESULT_FAIL_NONE);
-    assert_string_equal(local, "127.0.0.1:0");
-    int server = accept(f->listener, NULL, NULL); /* the smarthost's side */
-    assert_true(server >= 0);
+    int server = open_bridge(f, &b); /* the smarthost's side */
 
     /* libESMTP's call: taken, nothing on the network */
     int err;
@@ -123,13 +130,7 @@ static void test_a_closed_bridge_takes_nothing(void **state)
 {
     struct fixture *f = *state;
     struct bridge *b = NULL;
-    char local[64];
-    struct result r;
-    result_clear(&r);
-    assert_int_equal(bridge_open(&f->a, "test.example", &b, local, sizeof local, &r),
-                     RESULT_FAIL_NONE);
-    int server = accept(f->listener, NULL, NULL);
-    assert_true(server >= 0);
+    int server = open_bridge(f, &b);
     /* libESMTP never connected: the reason says so */
     char why[200] = "";
     assert_int_equal(bridge_end_reason(b, why, sizeof why), BRIDGE_END_LOCAL_CLOSED);
