@@ -97,9 +97,6 @@ struct message_params {
 enum outcome message_prepare(const struct message_params *p, int in_fd, struct message *m,
                              struct result *r);
 
-/* Opens an unlinked O_RDWR temporary file in dir (O_TMPFILE; on file systems
- * without it, mkostemp() + unlink()).  dir NULL or "": $TMPDIR, else /tmp.
- * Returns the fd, or -1 with OUTCOME_CANTCREAT in r. */
 /* How long an input that may wait on its writer (a pipe) may pause while
  * the message is being sent, before the transfer is given up. */
 #define MESSAGE_STREAM_PAUSE_MS 1000
@@ -134,6 +131,9 @@ enum message_more message_more(struct message *m, off_t sent);
  */
 enum outcome message_finish(struct message *m, struct result *r);
 
+/* Opens an unlinked O_RDWR temporary file in dir (O_TMPFILE; on file systems
+ * without it, mkostemp() + unlink()).  dir NULL or "": $TMPDIR, else /tmp.
+ * Returns the fd, or -1 with OUTCOME_CANTCREAT in r. */
 int message_spool_open(const char *dir, struct result *r);
 
 /*

@@ -137,8 +137,7 @@ static int submit_more(struct relay_item *it, void *arg, off_t sent)
 {
     struct message *m = arg;
     enum message_more k = message_more(m, sent);
-    it->body_fd = m->body_fd;
-    it->body_len = m->body_len;
+    submit_item_update(it, m);
     return k == MESSAGE_MORE_DATA ? 1 : k == MESSAGE_MORE_END ? 0 : -1;
 }
 
