@@ -56,7 +56,11 @@ static int main_version(void)
 {
     printf("postie %s\n", PACKAGE_VERSION);
     printf("libESMTP %s\n", relay_library_version());
+#ifdef POSTIE_STATIC_LIBCONFUSE
+    printf("libConfuse %s (linked statically)\n", confuse_version);
+#else
     printf("libConfuse %s\n", confuse_version);
+#endif
     printf("%s\n", OpenSSL_version(OPENSSL_VERSION));
     printf("configuration: %s/postie.conf\n", SYSCONFDIR);
     return EX_OK;

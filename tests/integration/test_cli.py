@@ -8,6 +8,7 @@ queue off, -bi with no aliases file): delivery is tested elsewhere.
 
 import os
 import re
+import subprocess
 import unittest
 
 from harness import POSTIE, TempDir, run_postie, write_config
@@ -78,6 +79,17 @@ class HelpVersion(Base):
         self.assertRegex(res.out, r"(?m)^libESMTP \d+\.\d+")
         self.assertRegex(res.out, r"(?m)^libConfuse \d+\.\d+")
         self.assertRegex(res.out, r"(?m)^OpenSSL \d+\.\d+")
+
+    def test_version_says_how_libconfuse_is_linked(self):
+        # "linked statically" exactly when the binary needs no libconfuse.so
+        # (readelf: binutils comes with the compiler).
+        res = self.postie(["--version"])
+        dyn = subprocess.run(["readelf", "-d", POSTIE], stdout=subprocess.PIPE, text=True,
+                             check=True).stdout
+        self.assertIn("(NEEDED)", dyn)
+        shared = re.search(r"\(NEEDED\).*\[libconfuse\.so", dyn) is not None
+        static = re.search(r"(?m)^libConfuse \d+\.\d+\S* \(linked statically\)$", res.out)
+        self.assertEqual(static is not None, not shared, res.out + dyn)
 
 
 class Refused(Base):
