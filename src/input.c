@@ -72,8 +72,29 @@ static enum outcome input_spill(struct input *s)
     return OUTCOME_OK;
 }
 
+/* The body held in memory is a block long: from now on it has a descriptor. */
+static enum outcome input_unhold(struct input *s)
+{
+    int fd = s->p->open(s->p->spill_arg, s->r);
+    if (fd < 0)
+        return s->r->outcome;
+    *s->body_fd = fd;
+    return OUTCOME_OK;
+}
+
+/* The body is still in memory only (input_params.open). */
+static bool input_holding(const struct input *s)
+{
+    return s->p->open != NULL && *s->body_fd < 0;
+}
+
 static enum outcome input_flush(struct input *s)
 {
+    if (input_holding(s)) {
+        enum outcome o = input_unhold(s);
+        if (o != OUTCOME_OK)
+            return o;
+    }
     if (!s->spilled && s->p->spill != NULL && s->out->body_len + (off_t)s->olen > s->p->spill_at) {
         enum outcome o = input_spill(s);
         if (o != OUTCOME_OK)
@@ -467,8 +488,13 @@ enum outcome input_step(struct input *s, bool flush, bool *done)
         }
         o = input_byte(s, b[i++]);
     }
-    if (o == OUTCOME_OK && (s->done || (flush && s->olen > 0)))
+    if (o == OUTCOME_OK && input_holding(s)) {
+        /* a block at most, kept for input_take_body() */
+        if (s->done)
+            s->out->body_len = (off_t)s->olen;
+    } else if (o == OUTCOME_OK && (s->done || (flush && s->olen > 0))) {
         o = input_flush(s);
+    }
     s->failed = o;
     *done = o == OUTCOME_OK && s->done;
     return o;
@@ -486,6 +512,16 @@ enum outcome input_rest(struct input *s)
 bool input_in_body(const struct input *s)
 {
     return s->in_body;
+}
+
+char *input_take_body(struct input *s)
+{
+    if (!s->done || s->failed != OUTCOME_OK || !input_holding(s))
+        return NULL;
+    char *b = s->obuf;
+    s->obuf = NULL;
+    s->olen = 0;
+    return b;
 }
 
 void input_close(struct input *s)

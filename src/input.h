@@ -45,14 +45,22 @@ struct input_params {
      */
     off_t spill_at;
     int (*spill)(void *arg, struct result *r);
-    void *spill_arg;
+    void *spill_arg; /* for spill() and open() */
+    /*
+     * Optional: the body stays in the reader's memory while it fits in one
+     * block (INPUT_CHUNK octets), and *body_fd starts at -1.  Only a body
+     * that outgrows the block gets a descriptor: open() gives it (-1 with r
+     * set when it cannot), and it goes on as above.  A body that ended
+     * inside the block is taken with input_take_body().
+     */
+    int (*open)(void *arg, struct result *r);
 };
 
 struct input_result {
     char *headers; /* header block: CRLF lines, no empty line; "" when none */
     size_t headers_len;
     bool separator;      /* an empty line ended the header block */
-    off_t body_len;      /* octets written to body_fd */
+    off_t body_len;      /* octets written to body_fd (at the end: or held, see open) */
     off_t body_read;     /* input octets read as body (of a first body line
                             without separator, those after the octet that
                             showed it is no field) */
@@ -81,7 +89,8 @@ enum outcome input_read(int in_fd, int *body_fd, const struct input_params *p,
  * input_step() reads once from in_fd (it may block) and processes what came;
  * *done is set once the input has ended and everything is in the spool.
  * With flush, every body octet read so far is in the spool when it returns
- * (out->body_len counts them); without, up to one block may wait in memory.
+ * (out->body_len counts them), unless the body is still held (open); without,
+ * up to one block may wait in memory.
  * An error ends the input: later steps return it again.  input_close() frees
  * the reader, not out.
  */
@@ -93,6 +102,13 @@ enum outcome input_step(struct input *s, bool flush, bool *done);
 enum outcome input_rest(struct input *s);
 /* The header block is complete: what is read now is body. */
 bool input_in_body(const struct input *s);
+/*
+ * Once the input has ended with its body held in memory (input_params.open,
+ * and *body_fd still -1): hands over the block that holds the body's
+ * out->body_len octets, for the caller to free.  NULL when the body is in
+ * *body_fd (or the input has not ended).
+ */
+char *input_take_body(struct input *s);
 void input_close(struct input *s);
 
 void input_result_free(struct input_result *in);

@@ -18,6 +18,7 @@
 #include "aliases.h"
 #include "body.h"
 #include "envelope.h"
+#include "fdio.h"
 #include "header.h"
 #include "input.h"
 #include "log.h"
@@ -60,10 +61,24 @@ static int message_spool_memory(void)
 #endif
 }
 
-/* input_params.spill: the body outgrew MESSAGE_SPOOL_MEMORY. */
-static int message_spool_spill(void *arg, struct result *r)
+/* A rewound spool (a memfd, else a file in spool_dir) holding len octets of b;
+ * -1 with r set when it cannot be made. */
+static int message_spool_fill(const char *b, off_t len, const char *spool_dir, struct result *r)
 {
-    return message_spool_open(arg, r);
+    int fd = message_spool_memory();
+    if (fd < 0)
+        fd = message_spool_open(spool_dir, r);
+    if (fd < 0)
+        return -1;
+    int e = fdio_write_all(fd, b, (size_t)len);
+    if (e == 0 && lseek(fd, 0, SEEK_SET) < 0)
+        e = errno;
+    if (e != 0) {
+        close(fd);
+        result_set(r, OUTCOME_CANTCREAT, "cannot write the message spool file: %s", strerror(e));
+        return -1;
+    }
+    return fd;
 }
 
 static const char *message_hostname(const struct conf *c)
@@ -181,6 +196,25 @@ struct message_intake {
     struct result err; /* the input's errors, read or spool */
 };
 
+/* input_params.open: the body outgrew the input's block; a memfd while it may
+ * stay under MESSAGE_SPOOL_MEMORY. */
+static int message_spool_first(void *arg, struct result *r)
+{
+    struct message_intake *k = arg;
+    int fd = message_spool_memory();
+    if (fd >= 0)
+        return fd;
+    k->ip.spill = NULL; /* in a file already: it never moves */
+    return message_spool_open(k->spool_dir, r);
+}
+
+/* input_params.spill: the body outgrew MESSAGE_SPOOL_MEMORY. */
+static int message_spool_spill(void *arg, struct result *r)
+{
+    const struct message_intake *k = arg;
+    return message_spool_open(k->spool_dir, r);
+}
+
 static void message_intake_free(struct message_intake *k)
 {
     if (k == NULL)
@@ -212,6 +246,14 @@ static enum outcome message_shape(struct message *m, struct header_block *h,
     off_t body_len = in->body_len;
     enum outcome o = OUTCOME_OK;
     if (plan != BODY_KEEP) {
+        /* rewritten from a descriptor: a body held in memory gets one */
+        if (*fd < 0) {
+            *fd = message_spool_fill(m->body_mem, body_len, spool_dir, r);
+            if (*fd < 0)
+                return r ? r->outcome : OUTCOME_CANTCREAT;
+            free(m->body_mem);
+            m->body_mem = NULL;
+        }
         int nfd = message_spool_open(spool_dir, r);
         if (nfd < 0)
             return r ? r->outcome : OUTCOME_CANTCREAT;
@@ -260,21 +302,15 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
     k->spool_dir = p->spool_dir;
     k->release = p->release_after_send;
     k->ip.ignore_dots = smtp || (p->opts && p->opts->ignore_dots);
-    /* The body starts in memory and moves to a file in spool_dir only when
-     * it grows past MESSAGE_SPOOL_MEMORY: the typical message never creates,
-     * links or frees a file (one that must wait is copied into the queue). */
-    k->fd = message_spool_memory();
-    if (k->fd >= 0) {
-        k->ip.spill_at = MESSAGE_SPOOL_MEMORY;
-        k->ip.spill = message_spool_spill;
-        k->ip.spill_arg = (void *)p->spool_dir;
-    } else {
-        k->fd = message_spool_open(p->spool_dir, r);
-        if (k->fd < 0) {
-            free(k);
-            return r ? r->outcome : OUTCOME_CANTCREAT;
-        }
-    }
+    /* The body stays in the input's block while it fits (the typical message
+     * needs no descriptor at all), then goes on in a memfd, and moves to a
+     * file in spool_dir only when it grows past MESSAGE_SPOOL_MEMORY (one that
+     * must wait is copied into the queue). */
+    k->fd = -1;
+    k->ip.open = message_spool_first;
+    k->ip.spill_at = MESSAGE_SPOOL_MEMORY;
+    k->ip.spill = message_spool_spill;
+    k->ip.spill_arg = k;
     k->in = input_open(in_fd, &k->fd, &k->ip, &k->res, &k->err);
     /* Read to the end, or (stream_after) until a large plain body is under
      * way: the rest is read while the relay sends it (message_more()). */
@@ -322,12 +358,14 @@ enum outcome message_prepare(const struct message_params *p, int in_fd, struct m
         };
         o = envelope_build(&ep, &env, r);
     }
+    if (o == OUTCOME_OK && done)
+        m->body_mem = input_take_body(k->in);
     if (o == OUTCOME_OK) {
         message_edit_headers(p, &env, &h);
         o = message_shape(m, &h, &k->res, p->spool_dir, &k->fd, r);
     }
     /* Streaming, the spool is written on at its end: rewound in message_finish(). */
-    if (o == OUTCOME_OK && done && lseek(k->fd, 0, SEEK_SET) < 0)
+    if (o == OUTCOME_OK && done && k->fd >= 0 && lseek(k->fd, 0, SEEK_SET) < 0)
         o = result_set(r, OUTCOME_IOERR, "cannot rewind the message spool file: %s",
                        strerror(errno));
     if (o == OUTCOME_OK) {
@@ -460,12 +498,28 @@ enum outcome message_finish(struct message *m, struct result *r)
     return o;
 }
 
+enum outcome message_body_spool(struct message *m, const char *spool_dir, struct result *r)
+{
+    if (m->body_fd >= 0 || m->body_mem == NULL)
+        return OUTCOME_OK;
+    int fd = message_spool_fill(m->body_mem, m->body_len, spool_dir, r);
+    if (fd < 0)
+        return r ? r->outcome : OUTCOME_CANTCREAT;
+    free(m->body_mem);
+    m->body_mem = NULL;
+    m->body_fd = fd;
+    return OUTCOME_OK;
+}
+
 enum outcome message_downgrade(struct message *m, const char *spool_dir, struct result *r)
 {
     if (!m->body_8bit)
         return OUTCOME_OK;
     struct header_block h;
-    enum outcome o = header_parse(m->headers, m->headers_len, &h, r);
+    enum outcome o = message_body_spool(m, spool_dir, r);
+    if (o != OUTCOME_OK)
+        return o;
+    o = header_parse(m->headers, m->headers_len, &h, r);
     if (o != OUTCOME_OK)
         return o;
     /* body_plan() says QP for single-part text once lines are "too long" */
@@ -530,6 +584,7 @@ void message_free(struct message *m)
     free(m->rcpts);
     free(m->headers);
     free(m->message_id);
+    free(m->body_mem);
     if (m->body_fd >= 0)
         close(m->body_fd);
     memset(m, 0, sizeof *m);

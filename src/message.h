@@ -3,9 +3,10 @@
  * block and canonical body (DESIGN section 4).
  *
  * message_prepare() runs the intake stages in order:
- *   input (stdin -> header block in memory + canonical CRLF body in a spool
- *   file: a memfd up to MESSAGE_SPOOL_MEMORY octets, then an unlinked file
- *   in spool_dir) -> header parse -> envelope (sender, recipients, aliases,
+ *   input (stdin -> header block in memory + canonical CRLF body: in the
+ *   input's 32 KiB block while it fits, then in a memfd up to
+ *   MESSAGE_SPOOL_MEMORY octets, then in an unlinked file in spool_dir)
+ *   -> header parse -> envelope (sender, recipients, aliases,
  *   qualification, de-duplication) -> header edits (strip Bcc/Resent-Bcc,
  *   merge To/Cc, add Date/Message-ID/From, qualify) -> body checks (8-bit,
  *   lines over 998 octets re-encoded or folded).
@@ -37,6 +38,9 @@ struct message {
     size_t headers_len;
     int body_fd; /* canonical CRLF body, read from offset 0; -1 none */
     off_t body_len;
+    /* Or, with body_fd -1, a body small enough to have stayed in memory:
+     * body_len octets (message_body_spool() gives it a descriptor). */
+    char *body_mem;
     bool eightbit;      /* 8-bit octets in the header block or body */
     char *message_id;   /* the Message-ID value, for logs */
     size_t nul_removed; /* NUL octets dropped from the body (already warned about) */
@@ -84,9 +88,10 @@ struct message_params {
  * so a lone "." line is text.  NUL octets removed from the body are counted
  * in nul_removed and warned about (log_warn) here.
  *
- * On OUTCOME_OK, m is filled and owns its strings and body_fd (a memfd, or
- * an unlinked O_TMPFILE in spool_dir for a larger body; rewound to offset
- * 0).  Failures: OUTCOME_DATAERR (no recipients, bad address in a header,
+ * On OUTCOME_OK, m is filled and owns its strings and its body: body_mem
+ * for a body of 32 KiB at most (body_fd -1), else body_fd (a memfd, or an
+ * unlinked O_TMPFILE in spool_dir for a body over MESSAGE_SPOOL_MEMORY;
+ * rewound to offset 0).  Failures: OUTCOME_DATAERR (no recipients, bad address in a header,
  * NUL in the header block, header block over 1 MiB, a header line that
  * cannot be folded, alias loop), OUTCOME_USAGE (bad -f or recipient
  * argument), OUTCOME_CONFIG (aliases file syntax, bad account "from"),
@@ -130,6 +135,15 @@ enum message_more message_more(struct message *m, off_t sent);
  * intake.
  */
 enum outcome message_finish(struct message *m, struct result *r);
+
+/*
+ * Gives a body held in memory (body_mem) its own spool, for a reader that
+ * needs a descriptor (the queue, re-encoding): a memfd, or an unlinked file
+ * in spool_dir, rewound; body_mem is freed.  OUTCOME_OK at once when the
+ * body has a descriptor or none is held, OUTCOME_CANTCREAT when the spool
+ * cannot be made (m is then unchanged).
+ */
+enum outcome message_body_spool(struct message *m, const char *spool_dir, struct result *r);
 
 /* Opens an unlinked O_RDWR temporary file in dir (O_TMPFILE; on file systems
  * without it, mkostemp() + unlink()).  dir NULL or "": $TMPDIR, else /tmp.

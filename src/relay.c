@@ -33,6 +33,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -548,7 +549,7 @@ static const char *relay_message_cb(void **ctx, int *len, void *arg)
             return "\r\n";
         case 2: {
             /* body_len is exact: no read is spent on seeing the end */
-            if (it->body_fd < 0 || c->off >= it->body_len) {
+            if ((it->body_fd < 0 && it->body_mem == NULL) || c->off >= it->body_len) {
                 int more = it->more != NULL ? it->more(it, it->more_arg, c->off) : 0;
                 /* more to come, or the end came with octets still to send */
                 if (more > 0 || (more == 0 && c->off < it->body_len))
@@ -562,6 +563,16 @@ static const char *relay_message_cb(void **ctx, int *len, void *arg)
                 }
                 c->phase = 3;
                 continue;
+            }
+            if (it->body_fd < 0) {
+                /* held in memory: handed over as it is (a block at most) */
+                off_t n = it->body_len - c->off;
+                if (n > INT_MAX)
+                    n = INT_MAX;
+                const char *b = it->body_mem + c->off;
+                c->off += n;
+                *len = (int)n;
+                return b;
             }
             size_t want = sizeof c->buf;
             if ((off_t)want > it->body_len - c->off)

@@ -65,6 +65,7 @@ struct relay_item {
     size_t headers_len;
     int body_fd; /* canonical CRLF body, read with pread from 0 */
     off_t body_len;
+    const char *body_mem; /* or, with body_fd -1, the body_len octets in memory */
     bool eightbit;
     enum opts_body body; /* -B */
     enum opts_ret ret;   /* -R */
@@ -72,7 +73,7 @@ struct relay_item {
     /*
      * Optional: called once, before the first byte of the message, when the
      * item is 8-bit and the server does not offer 8BITMIME (RFC 6152).  It
-     * may replace headers, headers_len, body_fd and body_len (say, with a
+     * may replace headers, headers_len, body_fd, body_mem and body_len (say, with a
      * quoted-printable re-encoding); false sends the message unchanged.
      */
     bool (*downgrade)(struct relay_item *it, void *arg);

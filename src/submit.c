@@ -115,6 +115,7 @@ static void submit_item_update(struct relay_item *it, const struct message *m)
     it->headers_len = m->headers_len;
     it->body_fd = m->body_fd;
     it->body_len = m->body_len;
+    it->body_mem = m->body_mem;
     it->eightbit = m->eightbit;
 }
 
@@ -141,11 +142,15 @@ static int submit_more(struct relay_item *it, void *arg, off_t sent)
     return k == MESSAGE_MORE_DATA ? 1 : k == MESSAGE_MORE_END ? 0 : -1;
 }
 
-/* Stores m with the per-recipient states of it; fills rep->id. */
-static enum outcome submit_store(struct queue *q, const struct message *m,
+/* Stores m with the per-recipient states of it; fills rep->id.  A body still
+ * in memory gets a spool first (in spool_dir where there is no memfd). */
+static enum outcome submit_store(struct queue *q, struct message *m, const char *spool_dir,
                                  const struct relay_item *it, const struct opts *o, const char *why,
                                  struct submit_report *rep, struct result *r)
 {
+    enum outcome spooled = message_body_spool(m, spool_dir, r);
+    if (spooled != OUTCOME_OK)
+        return spooled;
     struct queue_meta meta = {
         .rcpts = it != NULL ? it->rcpts : NULL,
         .body = o->body,
@@ -228,6 +233,7 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
         .headers_len = m.headers_len,
         .body_fd = m.body_fd,
         .body_len = m.body_len,
+        .body_mem = m.body_mem,
         .eightbit = m.eightbit,
         .body = o->body,
         .ret = o->ret,
@@ -243,14 +249,14 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
     }
 
     if (o->queue_only) {
-        rc = submit_store(q, &m, NULL, o, NULL, rep, r);
+        rc = submit_store(q, &m, spool_dir, NULL, o, NULL, rep, r);
         submit_log_line(&m, &it, acct, rep->id, rc == OUTCOME_OK ? "queued" : "lost",
                         rc == OUTCOME_OK ? "-odq" : r->text);
         goto out;
     }
     if (acct == NULL) {
         if (q != NULL) {
-            rc = submit_store(q, &m, NULL, o, "no smarthost is configured", rep, r);
+            rc = submit_store(q, &m, spool_dir, NULL, o, "no smarthost is configured", rep, r);
             if (rc == OUTCOME_OK)
                 result_set(r, OUTCOME_OK, "no smarthost is configured; message queued as %s",
                            rep->id);
@@ -292,7 +298,7 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
     }
     if (rc != OUTCOME_OK) {
         /* A local problem (e.g. password_command failed): keep the message if we can. */
-        if (q != NULL && submit_store(q, &m, NULL, o, rerr.text, rep, r) == OUTCOME_OK) {
+        if (q != NULL && submit_store(q, &m, spool_dir, NULL, o, rerr.text, rep, r) == OUTCOME_OK) {
             submit_log_line(&m, &it, acct, rep->id, "deferred", rerr.text);
             rc = result_set(r, OUTCOME_OK, "%s; message queued as %s", rerr.text, rep->id);
         } else {
@@ -338,7 +344,7 @@ enum outcome submit_run(const struct submit_params *p, int in_fd, struct submit_
     struct result serr;
     result_clear(&serr);
     if (t.deferred > 0 && q != NULL) {
-        if (submit_store(q, &m, &it, o, why, rep, &serr) == OUTCOME_OK)
+        if (submit_store(q, &m, spool_dir, &it, o, why, rep, &serr) == OUTCOME_OK)
             queued = true;
         else
             log_error("%s", serr.text);

@@ -225,7 +225,13 @@ static struct message prepare_len(const char *text, size_t len, enum outcome wan
 static char *body_of(const struct message *m)
 {
     char *b = mem_alloc((size_t)m->body_len + 1);
-    assert_int_equal(pread(m->body_fd, b, (size_t)m->body_len, 0), (ssize_t)m->body_len);
+    if (m->body_fd < 0) {
+        assert_non_null(m->body_mem);
+        memcpy(b, m->body_mem, (size_t)m->body_len);
+    } else {
+        assert_null(m->body_mem);
+        assert_int_equal(pread(m->body_fd, b, (size_t)m->body_len, 0), (ssize_t)m->body_len);
+    }
     return b;
 }
 
@@ -316,37 +322,80 @@ static char *fd_target(int fd)
     return t;
 }
 
-/* A body up to MESSAGE_SPOOL_MEMORY octets stays in a memfd; a larger one
- * moves to a file, byte for byte; either way one descriptor is kept. */
+/* A body of n octets of CRLF lines after "Subject: x\n\n"; *hl gets the header's length. */
+static char *body_text(size_t n, size_t *hl)
+{
+    *hl = strlen("Subject: x\n\n");
+    char *text = mem_alloc(*hl + n + 1);
+    memcpy(text, "Subject: x\n\n", *hl);
+    for (size_t i = 0; i < n; i++)
+        text[*hl + i] = i % 100 == 98 ? '\r' : i % 100 == 99 ? '\n' : (char)('a' + i % 26);
+    text[*hl + n] = '\0';
+    return text;
+}
+
+/* A body of one input block (32 KiB) at most stays in memory, with no
+ * descriptor; up to MESSAGE_SPOOL_MEMORY octets it is in a memfd; a larger
+ * one moves to a file.  Byte for byte each time, one descriptor at most. */
 static void test_spool_memory_then_file(void **state)
 {
     (void)state;
     int before = count_fds();
     struct message m = prepare("Subject: x\n\nsmall\n", OUTCOME_OK);
+    assert_int_equal(m.body_fd, -1);
+    assert_int_equal(m.body_len, 7);
+    assert_memory_equal(m.body_mem, "small\r\n", 7);
+    assert_int_equal(count_fds(), before);
+    message_free(&m);
+
+    /* whole CRLF lines of 100 octets: just under and just over 32 KiB, and over 128 KiB */
+    const size_t sizes[] = {32700, 32800, (MESSAGE_SPOOL_MEMORY / 100 + 50) * 100};
+    enum { HELD, MEMFD, FILE_ } where[] = {HELD, MEMFD, FILE_};
+    for (size_t k = 0; k < 3; k++) {
+        size_t hl, n = sizes[k];
+        char *text = body_text(n, &hl);
+        m = prepare(text, OUTCOME_OK);
+        assert_int_equal(m.body_len, (off_t)n);
+        if (where[k] == HELD) {
+            assert_int_equal(m.body_fd, -1);
+            assert_int_equal(count_fds(), before);
+        } else {
+            char *t = fd_target(m.body_fd);
+            assert_true((strstr(t, "memfd:postie-spool") != NULL) == (where[k] == MEMFD));
+            free(t);
+            assert_int_equal(count_fds(), before + 1);
+        }
+        char *b = body_of(&m);
+        assert_memory_equal(b, text + hl, n);
+        free(b);
+        free(text);
+        message_free(&m);
+        assert_int_equal(count_fds(), before);
+    }
+}
+
+/* message_body_spool(): a body held in memory gets a rewound memfd with the
+ * same octets; a body with a descriptor keeps it. */
+static void test_body_spool(void **state)
+{
+    (void)state;
+    struct result r;
+    struct message m = prepare("Subject: x\n\nline one\nline two\n", OUTCOME_OK);
+    assert_int_equal(m.body_fd, -1);
+    assert_int_equal(message_body_spool(&m, NULL, &r), OUTCOME_OK);
+    assert_null(m.body_mem);
+    assert_true(m.body_fd >= 0);
+    assert_int_equal(lseek(m.body_fd, 0, SEEK_CUR), 0);
     char *t = fd_target(m.body_fd);
     assert_non_null(strstr(t, "memfd:postie-spool"));
     free(t);
-    assert_int_equal(count_fds(), before + 1);
-    message_free(&m);
-
-    size_t n = (MESSAGE_SPOOL_MEMORY / 100 + 50) * 100, hl = strlen("Subject: x\n\n");
-    char *text = mem_alloc(hl + n + 1);
-    memcpy(text, "Subject: x\n\n", hl);
-    for (size_t i = 0; i < n; i++)
-        text[hl + i] = i % 100 == 98 ? '\r' : i % 100 == 99 ? '\n' : (char)('a' + i % 26);
-    text[hl + n] = '\0';
-    m = prepare(text, OUTCOME_OK);
-    t = fd_target(m.body_fd);
-    assert_null(strstr(t, "memfd:"));
-    free(t);
-    assert_int_equal(m.body_len, (off_t)n);
     char *b = body_of(&m);
-    assert_memory_equal(b, text + hl, n);
+    assert_memory_equal(b, "line one\r\nline two\r\n", 20);
     free(b);
-    free(text);
-    assert_int_equal(count_fds(), before + 1);
+    int fd = m.body_fd;
+    assert_int_equal(message_body_spool(&m, NULL, &r), OUTCOME_OK);
+    assert_int_equal(m.body_fd, fd);
     message_free(&m);
-    assert_int_equal(count_fds(), before);
 }
 
 /* message_prepare() with stream_after on a large body ending in tail. */
@@ -515,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_downgrade),
         cmocka_unit_test(test_prepare_failures_clean_up),
         cmocka_unit_test(test_spool_memory_then_file),
+        cmocka_unit_test(test_body_spool),
         cmocka_unit_test(test_streaming),
         cmocka_unit_test(test_streaming_release),
         cmocka_unit_test(test_streaming_freed_early),

@@ -521,6 +521,97 @@ static void test_steps(void **state)
     close(body);
 }
 
+/* input_params.open: the body is stepped through with flush (as while
+ * streaming); it is held, with no descriptor, while it fits in one block,
+ * and opened once when it outgrows it.  Returns the body; *held tells
+ * whether it came from input_take_body(). */
+static char *run_hold(const char *text, size_t len, struct spill_probe *sp, bool *held,
+                      off_t *body_len, enum outcome *o, struct result *r)
+{
+    int in = data_fd(text, len);
+    int body = -1;
+    struct input_params p = {.ignore_dots = true, .open = spill_hook, .spill_arg = sp};
+    struct input_result res;
+    struct input *s = input_open(in, &body, &p, &res, r);
+    bool done = false;
+    *o = OUTCOME_OK;
+    while (*o == OUTCOME_OK && !done) {
+        *o = input_step(s, true, &done);
+        /* not a block yet: nothing written, nothing opened */
+        if (*o == OUTCOME_OK && !done && body < 0)
+            assert_int_equal(res.body_len, 0);
+    }
+    char *b = NULL;
+    *held = false;
+    if (*o == OUTCOME_OK) {
+        b = input_take_body(s);
+        *held = b != NULL;
+        if (b == NULL) {
+            size_t n;
+            b = fd_slurp(body, 0, &n);
+            assert_int_equal((off_t)n, res.body_len);
+            close(body);
+        } else {
+            assert_int_equal(body, -1);
+            /* taken once */
+            assert_null(input_take_body(s));
+        }
+        *body_len = res.body_len;
+    }
+    input_close(s);
+    input_result_free(&res);
+    close(in);
+    return b;
+}
+
+static void test_hold_small_body(void **state)
+{
+    (void)state;
+    struct spill_probe sp = {.fd = -1};
+    struct result r;
+    enum outcome o;
+    bool held;
+    off_t n;
+    const char text[] = "Subject: s\n\nsmall body\n.\n";
+    char *b = run_hold(text, sizeof text - 1, &sp, &held, &n, &o, &r);
+    assert_int_equal(o, OUTCOME_OK);
+    assert_true(held);
+    assert_int_equal(sp.calls, 0);
+    assert_int_equal(n, 15);
+    assert_memory_equal(b, "small body\r\n.\r\n", 15);
+    free(b);
+}
+
+static void test_hold_outgrown(void **state)
+{
+    (void)state;
+    size_t len = 0, cap = 100000;
+    char *text = mem_alloc(cap);
+    len += (size_t)sprintf(text, "Subject: s\r\n\r\n");
+    while (len + 100 < cap)
+        len += (size_t)sprintf(text + len, "line %zu of the body\r\n", len);
+    struct spill_probe sp = {.fd = -1};
+    struct result r;
+    enum outcome o;
+    bool held;
+    off_t n;
+    char *b = run_hold(text, len, &sp, &held, &n, &o, &r);
+    assert_int_equal(o, OUTCOME_OK);
+    assert_false(held);
+    assert_int_equal(sp.calls, 1);
+    assert_int_equal(n, (off_t)(len - 14));
+    assert_memory_equal(b, text + 14, len - 14);
+    free(b);
+
+    /* a descriptor that cannot be had fails the input, named */
+    sp = (struct spill_probe){.fd = -1, .fail = true};
+    assert_null(run_hold(text, len, &sp, &held, &n, &o, &r));
+    assert_int_equal(o, OUTCOME_CANTCREAT);
+    assert_int_equal(sp.calls, 1);
+    assert_non_null(strstr(r.text, "No space left"));
+    free(text);
+}
+
 /* A read error ends the input; later steps return it again. */
 static void test_step_error_sticks(void **state)
 {
@@ -567,6 +658,8 @@ int main(void)
         cmocka_unit_test(test_spill_failure),
         cmocka_unit_test(test_steps),
         cmocka_unit_test(test_step_error_sticks),
+        cmocka_unit_test(test_hold_small_body),
+        cmocka_unit_test(test_hold_outgrown),
     };
     return TESTLIB_RUN(tests);
 }
