@@ -516,10 +516,7 @@ enum outcome message_downgrade(struct message *m, const char *spool_dir, struct 
     if (!m->body_8bit)
         return OUTCOME_OK;
     struct header_block h;
-    enum outcome o = message_body_spool(m, spool_dir, r);
-    if (o != OUTCOME_OK)
-        return o;
-    o = header_parse(m->headers, m->headers_len, &h, r);
+    enum outcome o = header_parse(m->headers, m->headers_len, &h, r);
     if (o != OUTCOME_OK)
         return o;
     /* body_plan() says QP for single-part text once lines are "too long" */
@@ -528,6 +525,12 @@ enum outcome message_downgrade(struct message *m, const char *spool_dir, struct 
         return result_set(r, OUTCOME_DATAERR,
                           "the server does not accept 8-bit data (no 8BITMIME) and the 8-bit "
                           "body is not single-part text that could be re-encoded");
+    }
+    /* rewritten from a descriptor: a body held in memory gets one */
+    o = message_body_spool(m, spool_dir, r);
+    if (o != OUTCOME_OK) {
+        header_free(&h);
+        return o;
     }
     int nfd = message_spool_open(spool_dir, r);
     off_t len = 0;

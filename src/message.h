@@ -156,8 +156,11 @@ int message_spool_open(const char *dir, struct result *r);
  * Content-Transfer-Encoding: quoted-printable and MIME-Version), so the
  * message becomes 7-bit.  OUTCOME_OK when the body is now 7-bit (or already
  * was); OUTCOME_DATAERR when it cannot be converted (multipart or other
- * non-text 8-bit body) -- m is then unchanged.  8-bit header octets are not
- * touched (m->eightbit stays true for them).
+ * non-text 8-bit body) -- m is then unchanged.  A spool that cannot be made
+ * or written fails it too (OUTCOME_CANTCREAT, OUTCOME_IOERR): the message is
+ * then the same, but a body held in memory may have moved to body_fd, so a
+ * copy of body_fd/body_mem must be taken again either way.  8-bit header
+ * octets are not touched (m->eightbit stays true for them).
  */
 enum outcome message_downgrade(struct message *m, const char *spool_dir, struct result *r);
 

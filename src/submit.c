@@ -125,11 +125,13 @@ static bool submit_downgrade(struct relay_item *it, void *arg)
     struct submit_downgrade *d = arg;
     struct result r;
     result_clear(&r);
-    if (message_downgrade(d->m, d->spool_dir, &r) != OUTCOME_OK) {
+    enum outcome o = message_downgrade(d->m, d->spool_dir, &r);
+    /* even a failed attempt may have moved a body held in memory to a spool */
+    submit_item_update(it, d->m);
+    if (o != OUTCOME_OK) {
         log_warn("%s; sending it as it is", r.text);
         return false;
     }
-    submit_item_update(it, d->m);
     return true;
 }
 

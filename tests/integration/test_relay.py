@@ -161,6 +161,21 @@ class DeliveryTests(RelayCase):
         self.assertIn(b"Content-Transfer-Encoding: quoted-printable", head)
         self.assertIn(b"Gr=C3=BC=C3=9Fe aus K=C3=B6ln", body)
 
+    def test_eight_bit_body_that_cannot_be_reencoded_goes_as_it_is(self):
+        # Not single-part text: no quoted-printable rewrite; postie says so
+        # and sends the octets it was given (a small body, held in memory).
+        sh = self.smarthost(no_8bitmime=True)
+        body = "Gr\u00fc\u00dfe \u00e0 tous\n" * 3
+        msg = message({"To": "bob@example.org", "Subject": "8bit",
+                       "Content-Type": "application/octet-stream"}, body)
+        res = self.send(self.config(sh), args=("-i", "-t"), stdin=msg)
+        self.assertEqual(res.returncode, EX_OK, res.err)
+        self.assertIn("is not single-part text that could be re-encoded; sending it as it is",
+                      res.err)
+        [m] = sh.messages()
+        _, _, sent = m["data"].partition(b"\r\n\r\n")
+        self.assertEqual(sent, body.replace("\n", "\r\n").encode())
+
     def test_eight_bit_text_kept_for_server_with_8bitmime(self):
         sh = self.smarthost()
         msg = message({"To": "bob@example.org", "Subject": "8bit"}, "Gr\u00fc\u00dfe\n")
