@@ -9,7 +9,8 @@
  * header block is CRLF lines with no empty line and no NUL, and
  * header_parse() accepts it.  Differential: the same input read a block at a
  * time with every block flushed (input_step), its body spilling from one
- * memfd to another past the threshold, gives the same result and body.
+ * memfd to another past the threshold, gives the same result and body; and
+ * so does a body held in the reader's block (input_params.open) while it fits.
  */
 #include "config.h"
 
@@ -44,15 +45,22 @@ static char *fuzz_input_slurp(int fd, off_t len)
     return b;
 }
 
-/* input_open/input_step with flush and a spill, against input_read's res and body. */
-static void fuzz_input_steps(int in, const struct input_params *base, off_t spill_at,
+/*
+ * input_open/input_step with flush and a spill, against input_read's res and
+ * body.  With hold (input_params.open) the body starts without a descriptor:
+ * while it fits in one block nothing is written and it is taken at the end;
+ * a larger one is opened once and flushed from then on.
+ */
+static void fuzz_input_steps(int in, const struct input_params *base, off_t spill_at, bool hold,
                              const struct input_result *want, const char *want_body)
 {
     struct input_params p = *base;
     p.spill_at = spill_at;
     p.spill = fuzz_input_spill;
-    int body = memfd_create("fuzz-body2", 0);
-    if (body < 0)
+    int body = -1;
+    if (hold)
+        p.open = fuzz_input_spill;
+    else if ((body = memfd_create("fuzz-body2", 0)) < 0)
         abort();
     lseek(in, 0, SEEK_SET);
     struct input_result res;
@@ -63,10 +71,13 @@ static void fuzz_input_steps(int in, const struct input_params *base, off_t spil
     while (!done) {
         if (input_step(s, true, &done) != OUTCOME_OK)
             abort(); /* input_read() succeeded on the same input */
-        if (lseek(body, 0, SEEK_END) != res.body_len)
-            abort(); /* flushed: everything read is in the spool */
+        if (body >= 0 ? lseek(body, 0, SEEK_END) != res.body_len : !done && res.body_len != 0)
+            abort(); /* flushed: everything read is in the spool; held: nothing yet */
     }
+    char *held = input_take_body(s);
     input_close(s);
+    if ((held != NULL) != (body < 0))
+        abort(); /* taken exactly when there is no spool */
     if (res.body_len != want->body_len || res.longest_line != want->longest_line ||
         res.body_8bit != want->body_8bit || res.body_utf8 != want->body_utf8 ||
         res.nul_removed != want->nul_removed || res.headers_len != want->headers_len ||
@@ -74,12 +85,13 @@ static void fuzz_input_steps(int in, const struct input_params *base, off_t spil
         abort();
     if (res.headers_len > 0 && memcmp(res.headers, want->headers, res.headers_len) != 0)
         abort();
-    char *b = fuzz_input_slurp(body, res.body_len);
+    char *b = held != NULL ? held : fuzz_input_slurp(body, res.body_len);
     if (memcmp(b, want_body, (size_t)res.body_len) != 0)
         abort();
     free(b);
     input_result_free(&res);
-    close(body);
+    if (body >= 0)
+        close(body);
 }
 
 static void fuzz_input_check_crlf(const char *s, size_t len, bool body, bool ignore_dots)
@@ -134,7 +146,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         char *b = fuzz_input_slurp(body, end);
         fuzz_input_check_crlf(b, (size_t)end, true, p.ignore_dots);
-        fuzz_input_steps(in, &p, spill_at, &res, b);
+        fuzz_input_steps(in, &p, spill_at, false, &res, b);
+        fuzz_input_steps(in, &p, spill_at, true, &res, b);
         free(b);
         /* input.h promises "" for no headers; NULL with length 0 (after a lone
          * mbox "From " line) is tolerated: header_parse() accepts it */

@@ -8,7 +8,8 @@
  * message on stdin.  Oracles: every envelope address passes addr_validate()
  * (or is the null sender), recipients are unique; the final header block is
  * CRLF lines of at most 998 octets with no Bcc/Resent-Bcc field left; the
- * body is canonical CRLF with no line over 998 octets and no NUL.
+ * body (held in memory or spooled, exactly one of the two) is canonical CRLF
+ * with no line over 998 octets and no NUL.
  */
 #include "config.h"
 
@@ -111,6 +112,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     abort(); /* de-duplicated */
         }
         fuzz_message_check(m.headers, m.headers_len, true);
+        if ((m.body_fd >= 0) == (m.body_mem != NULL))
+            abort(); /* the body is held or in a spool, never both or neither */
+        if (m.body_mem != NULL)
+            fuzz_message_check(m.body_mem, (size_t)m.body_len, false);
         if (m.body_fd >= 0) {
             off_t end = lseek(m.body_fd, 0, SEEK_END);
             if (end != m.body_len)
