@@ -61,16 +61,18 @@ static int message_spool_memory(void)
 #endif
 }
 
-/* A rewound spool (a memfd, else a file in spool_dir) holding len octets of b;
- * -1 with r set when it cannot be made. */
-static int message_spool_fill(const char *b, off_t len, const char *spool_dir, struct result *r)
+/* Moves the body held in memory (m->body_mem, body_len octets) into a new
+ * rewound spool (a memfd, else a file in spool_dir) and frees it; returns
+ * the descriptor, or -1 with r set and m unchanged. */
+static int message_spool_take(struct message *m, off_t body_len, const char *spool_dir,
+                              struct result *r)
 {
     int fd = message_spool_memory();
     if (fd < 0)
         fd = message_spool_open(spool_dir, r);
     if (fd < 0)
         return -1;
-    int e = fdio_write_all(fd, b, (size_t)len);
+    int e = fdio_write_all(fd, m->body_mem, (size_t)body_len);
     if (e == 0 && lseek(fd, 0, SEEK_SET) < 0)
         e = errno;
     if (e != 0) {
@@ -78,6 +80,8 @@ static int message_spool_fill(const char *b, off_t len, const char *spool_dir, s
         result_set(r, OUTCOME_CANTCREAT, "cannot write the message spool file: %s", strerror(e));
         return -1;
     }
+    free(m->body_mem);
+    m->body_mem = NULL;
     return fd;
 }
 
@@ -248,11 +252,9 @@ static enum outcome message_shape(struct message *m, struct header_block *h,
     if (plan != BODY_KEEP) {
         /* rewritten from a descriptor: a body held in memory gets one */
         if (*fd < 0) {
-            *fd = message_spool_fill(m->body_mem, body_len, spool_dir, r);
+            *fd = message_spool_take(m, body_len, spool_dir, r);
             if (*fd < 0)
                 return r ? r->outcome : OUTCOME_CANTCREAT;
-            free(m->body_mem);
-            m->body_mem = NULL;
         }
         int nfd = message_spool_open(spool_dir, r);
         if (nfd < 0)
@@ -502,11 +504,9 @@ enum outcome message_body_spool(struct message *m, const char *spool_dir, struct
 {
     if (m->body_fd >= 0 || m->body_mem == NULL)
         return OUTCOME_OK;
-    int fd = message_spool_fill(m->body_mem, m->body_len, spool_dir, r);
+    int fd = message_spool_take(m, m->body_len, spool_dir, r);
     if (fd < 0)
         return r ? r->outcome : OUTCOME_CANTCREAT;
-    free(m->body_mem);
-    m->body_mem = NULL;
     m->body_fd = fd;
     return OUTCOME_OK;
 }
