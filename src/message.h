@@ -91,13 +91,13 @@ struct message_params {
  * On OUTCOME_OK, m is filled and owns its strings and its body: body_mem
  * for a body of 32 KiB at most (body_fd -1), else body_fd (a memfd, or an
  * unlinked O_TMPFILE in spool_dir for a body over MESSAGE_SPOOL_MEMORY;
- * rewound to offset 0).  Failures: OUTCOME_DATAERR (no recipients, bad address in a header,
- * NUL in the header block, header block over 1 MiB, a header line that
- * cannot be folded, alias loop), OUTCOME_USAGE (bad -f or recipient
- * argument), OUTCOME_CONFIG (aliases file syntax, bad account "from"),
- * OUTCOME_NOINPUT (aliases file unreadable), OUTCOME_IOERR (read failed),
- * OUTCOME_CANTCREAT (spool file).  Nothing is left behind on failure; m is
- * then zeroed with body_fd = -1.
+ * rewound to offset 0).  Failures: OUTCOME_DATAERR (no recipients, bad
+ * address in a header, NUL in the header block, header block over 1 MiB, a
+ * header line that cannot be folded, alias loop), OUTCOME_USAGE (bad -f or
+ * recipient argument), OUTCOME_CONFIG (aliases file syntax, bad account
+ * "from"), OUTCOME_NOINPUT (aliases file unreadable), OUTCOME_IOERR (read
+ * failed), OUTCOME_CANTCREAT (spool file).  Nothing is left behind on
+ * failure; m is then zeroed with body_fd = -1.
  */
 enum outcome message_prepare(const struct message_params *p, int in_fd, struct message *m,
                              struct result *r);

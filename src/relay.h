@@ -73,8 +73,8 @@ struct relay_item {
     /*
      * Optional: called once, before the first byte of the message, when the
      * item is 8-bit and the server does not offer 8BITMIME (RFC 6152).  It
-     * may replace headers, headers_len, body_fd, body_mem and body_len (say, with a
-     * quoted-printable re-encoding); false sends the message unchanged.
+     * may replace headers, headers_len, body_fd, body_mem and body_len (say,
+     * with a quoted-printable re-encoding); false sends the message unchanged.
      */
     bool (*downgrade)(struct relay_item *it, void *arg);
     void *downgrade_arg;

@@ -349,19 +349,22 @@ static void test_spool_memory_then_file(void **state)
     message_free(&m);
 
     /* whole CRLF lines of 100 octets: just under and just over 32 KiB, and over 128 KiB */
-    const size_t sizes[] = {32700, 32800, (MESSAGE_SPOOL_MEMORY / 100 + 50) * 100};
-    enum { HELD, MEMFD, FILE_ } where[] = {HELD, MEMFD, FILE_};
-    for (size_t k = 0; k < 3; k++) {
-        size_t hl, n = sizes[k];
+    enum where { HELD, MEMFD, FILE_ };
+    const struct {
+        size_t n;
+        enum where where;
+    } cases[] = {{32700, HELD}, {32800, MEMFD}, {(MESSAGE_SPOOL_MEMORY / 100 + 50) * 100, FILE_}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        size_t hl, n = cases[k].n;
         char *text = body_text(n, &hl);
         m = prepare(text, OUTCOME_OK);
         assert_int_equal(m.body_len, (off_t)n);
-        if (where[k] == HELD) {
+        if (cases[k].where == HELD) {
             assert_int_equal(m.body_fd, -1);
             assert_int_equal(count_fds(), before);
         } else {
             char *t = fd_target(m.body_fd);
-            assert_true((strstr(t, "memfd:postie-spool") != NULL) == (where[k] == MEMFD));
+            assert_true((strstr(t, "memfd:postie-spool") != NULL) == (cases[k].where == MEMFD));
             free(t);
             assert_int_equal(count_fds(), before + 1);
         }
